@@ -1,0 +1,38 @@
+# Two commands do everything on a fresh machine:
+#   make bench STRATEGY=ws SPACE=nb201      (main job; PRESET=mini SEED=0 by default)
+#   make test
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STRATEGY ?= ws
+SPACE ?= nb201
+PRESET ?= mini
+SEED ?= 0
+ARGS ?=
+# Use the workplace data beside the repository when it exists, unless HARNESS_DATA is already set.
+HARNESS_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),$(CURDIR)/data)
+export HARNESS_DATA
+
+.PHONY: setup bench test list clean-runs
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip setuptools
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+bench: setup
+	$(PY) -m harness bench --strategy $(STRATEGY) --space $(SPACE) --preset $(PRESET) --seed $(SEED) $(ARGS)
+
+test: setup
+	$(PY) -m pytest
+
+list: setup
+	$(PY) -m harness list
+
+clean-runs:
+	rm -rf results/runs

@@ -1,0 +1,1 @@
+"""CLI verbs. A module registers a class with `help`, `add_arguments(parser)` and `run(args) -> int`."""

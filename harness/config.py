@@ -1,0 +1,142 @@
+"""Run configuration: a preset (TOML in harness/presets) + `--set section.key=value` overrides, validated.
+
+Unknown sections, keys and values fail with one line naming them and what is accepted.
+"""
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+from harness.data.tensors import DataConfig
+from harness.errors import HarnessError, one_of
+from harness.metrics import TOP_FRACTIONS  # noqa: F401  (documents what eval reports)
+
+
+@dataclass(frozen=True)
+class ShapeConfig:
+    channels: int = 16
+    cells_per_stage: int = 5
+    bn_mode: str = "batch"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 50
+    # 0: epochs * steps_per_epoch. A positive value fixes the number of optimiser steps instead.
+    steps: int = 0
+    lr: float = 0.05
+    lr_min: float = 0.0
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    grad_clip: float = 5.0
+    checkpoint_every: int = 500  # steps
+
+    def validate(self) -> None:
+        if self.epochs < 1 and self.steps < 1:
+            raise HarnessError(f"train.epochs={self.epochs} and train.steps={self.steps}: one must be positive")
+        if self.lr <= 0:
+            raise HarnessError(f"train.lr={self.lr!r} must be > 0")
+        if self.grad_clip < 0:
+            raise HarnessError(f"train.grad_clip={self.grad_clip!r} must be >= 0 (0 disables clipping)")
+        if self.checkpoint_every < 1:
+            raise HarnessError(f"train.checkpoint_every={self.checkpoint_every!r} must be >= 1")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    num_archs: int = 500  # 0 = the whole space
+    arch_seed: int = 0  # which architectures are scored; fixed across strategies and seeds for comparability
+    ground_truth: str = "cifar10_test"
+    bootstrap: int = 1000
+
+    def validate(self) -> None:
+        from harness.groundtruth import COLUMNS
+
+        if self.ground_truth not in COLUMNS:
+            raise one_of("eval.ground_truth", self.ground_truth, COLUMNS)
+        if self.num_archs < 0 or self.num_archs == 1:
+            raise HarnessError(f"eval.num_archs={self.num_archs!r} must be 0 (all) or at least 2")
+
+
+@dataclass(frozen=True)
+class Config:
+    preset: str
+    shape: ShapeConfig = field(default_factory=ShapeConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    # Options of each strategy, by strategy name; only the running strategy's entry is used and recorded.
+    strategy: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Harness features that are not a strategy (e.g. the disturbance probe) keep their options here.
+    features: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+SECTIONS = {"shape": ShapeConfig, "data": DataConfig, "train": TrainConfig, "eval": EvalConfig}
+
+
+def preset_names() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files("harness.presets").iterdir() if p.name.endswith(".toml"))
+
+
+def _read_preset(name: str) -> dict:
+    if name not in preset_names():
+        raise one_of("preset", name, preset_names())
+    return tomllib.loads(resources.files("harness.presets").joinpath(f"{name}.toml").read_text())
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise HarnessError(f"override {text!r} is not of the form section.key=value (e.g. train.epochs=10)")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()  # bare words are strings: --set shape.bn_mode=running
+    return key.strip().split("."), value
+
+
+def _build(cls, values: dict, section: str):
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    for key, value in values.items():
+        if key not in names:
+            raise one_of(f"key in [{section}]", key, names)
+        default = names[key].default
+        if default is not dataclasses.MISSING and default is not None and not isinstance(value, type(default)):
+            if not (isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool)):
+                raise HarnessError(
+                    f"{section}.{key}={value!r} has type {type(value).__name__}; expected {type(default).__name__}"
+                )
+    obj = cls(**values)
+    if hasattr(obj, "validate"):
+        obj.validate()
+    return obj
+
+
+def resolve(preset: str, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    raw = _read_preset(preset)
+    for text in overrides:
+        path, value = parse_override(text)
+        node = raw
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise HarnessError(f"override {text!r}: {part!r} is a value, not a section")
+        node[path[-1]] = value
+    accepted = set(SECTIONS) | {"strategy", "features"}
+    for section in raw:
+        if section not in accepted:
+            raise one_of("config section", section, accepted)
+    built = {name: _build(cls, raw.get(name, {}), name) for name, cls in SECTIONS.items()}
+    return Config(preset=preset, strategy=raw.get("strategy", {}), features=raw.get("features", {}), **built)
+
+
+def build_options(options_cls, values: dict, strategy: str):
+    """A strategy's options dataclass from its config table, with the same one-line validation."""
+    return _build(options_cls, dict(values), f"strategy.{strategy}")

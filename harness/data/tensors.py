@@ -1,0 +1,144 @@
+"""Device-resident image tensors, leak-free splits and vectorised augmentation.
+
+Every batch is a pure function of (seed, step): the epoch's permutation is drawn from a generator seeded
+with (seed, epoch), and the augmentation from one seeded with (seed, step). A resumed run therefore sees
+exactly the batches an uninterrupted run would, with no RNG state to save.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from harness.data.cifar import MEAN, NUM_CLASSES, STD, load_split
+from harness.errors import HarnessError
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "cifar10"
+    resolution: int = 32
+    # Images taken from the official training split for supernet training / held-out estimation; the
+    # held-out ones are chosen by `split_seed` (not the run seed), so all runs estimate on the same images.
+    train_images: int | None = None  # None: everything not held out
+    holdout_images: int = 1000
+    split_seed: int = 0
+    augment: bool = True
+    batch_size: int = 64
+    eval_batch_size: int = 500
+    eval_images: int = 1000
+
+    def validate(self) -> None:
+        if self.resolution not in (8, 16, 32):
+            raise HarnessError(f"data.resolution={self.resolution!r} is not supported; accepted: 8, 16, 32")
+        for name in ("holdout_images", "batch_size", "eval_batch_size", "eval_images"):
+            if int(getattr(self, name)) < 1:
+                raise HarnessError(f"data.{name}={getattr(self, name)!r} must be a positive integer")
+        if self.eval_images > self.holdout_images:
+            raise HarnessError(
+                f"data.eval_images={self.eval_images} exceeds data.holdout_images={self.holdout_images}; estimates may only use held-out images"
+            )
+
+
+def _seeded(*keys: int) -> torch.Generator:
+    # SeedSequence mixes the keys so (seed, 1) and (seed + 1, 0) give unrelated streams.
+    seed = int(np.random.SeedSequence(list(keys)).generate_state(1, dtype=np.uint64)[0] >> 1)
+    return torch.Generator().manual_seed(seed)
+
+
+@dataclass
+class SplitRecord:
+    train_rows: list[int] = field(default_factory=list)
+    holdout_rows: list[int] = field(default_factory=list)
+
+
+class DeviceData:
+    """Normalised float tensors on `device`: `train_x/train_y` for training, `holdout_x/holdout_y` for estimates."""
+
+    def __init__(self, cfg: DataConfig, device: torch.device | str = "cpu", root=None):
+        cfg.validate()
+        self.cfg = cfg
+        self.device = torch.device(device)
+        raw = load_split(cfg.dataset, "train", root)
+        self.files = raw.files
+        self.num_classes = NUM_CLASSES[cfg.dataset]
+        n = len(raw.labels)
+        wanted_train = n - cfg.holdout_images if cfg.train_images is None else cfg.train_images
+        if cfg.holdout_images + wanted_train > n or wanted_train < cfg.batch_size:
+            raise HarnessError(
+                f"data.train_images={cfg.train_images!r} + data.holdout_images={cfg.holdout_images} do not fit the "
+                f"{n} training images found (and training needs at least one batch of {cfg.batch_size})"
+            )
+        order = np.random.default_rng(cfg.split_seed).permutation(n)
+        holdout_rows = np.sort(order[: cfg.holdout_images])
+        train_rows = np.sort(order[cfg.holdout_images : cfg.holdout_images + wanted_train])
+        self.split = SplitRecord(train_rows.tolist(), holdout_rows.tolist())
+        self.train_x = self._prepare(raw.images[train_rows])
+        self.train_y = torch.as_tensor(raw.labels[train_rows], device=self.device)
+        self.holdout_x = self._prepare(raw.images[holdout_rows])
+        self.holdout_y = torch.as_tensor(raw.labels[holdout_rows], device=self.device)
+        self.steps_per_epoch = len(self.train_y) // cfg.batch_size
+
+    def _prepare(self, images: np.ndarray) -> torch.Tensor:
+        x = torch.as_tensor(images, dtype=torch.float32).div_(255.0)
+        if self.cfg.resolution != 32:
+            # Area averaging, once at load time: what a CPU preset trains on is fixed, not resampled per step.
+            x = F.adaptive_avg_pool2d(x, self.cfg.resolution)
+        mean = torch.tensor(MEAN[self.cfg.dataset]).view(1, 3, 1, 1)
+        std = torch.tensor(STD[self.cfg.dataset]).view(1, 3, 1, 1)
+        return ((x - mean) / std).contiguous().to(self.device)
+
+    def describe(self) -> dict:
+        return {
+            "dataset": self.cfg.dataset,
+            "train_images": len(self.train_y),
+            "holdout_images": len(self.holdout_y),
+            "eval_images": min(self.cfg.eval_images, len(self.holdout_y)),
+            "resolution": self.cfg.resolution,
+            "holdout_rows_sha256": _rows_digest(self.split.holdout_rows),
+            "train_rows_sha256": _rows_digest(self.split.train_rows),
+            "source_split": "official train split (held-out rows never used for training)",
+        }
+
+    def train_batch(self, seed: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        epoch, index = divmod(step, self.steps_per_epoch)
+        perm = torch.randperm(len(self.train_y), generator=_seeded(seed, 1, epoch))
+        rows = perm[index * self.cfg.batch_size : (index + 1) * self.cfg.batch_size].to(self.device)
+        x, y = self.train_x[rows], self.train_y[rows]
+        if self.cfg.augment:
+            x = augment(x, _seeded(seed, 2, step))
+        return x, y
+
+    def extra_batch(self, seed: int, step: int, stream: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """An independent batch from the training images (for strategies that need a second draw per step)."""
+        return self.train_batch(seed * 1000 + 17 * stream + 1, step)
+
+    def eval_batches(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Fixed held-out batches, no augmentation: every architecture is estimated on the same images."""
+        n = min(self.cfg.eval_images, len(self.holdout_y))
+        bs = self.cfg.eval_batch_size
+        return [(self.holdout_x[i : i + bs], self.holdout_y[i : i + bs]) for i in range(0, n, bs)]
+
+
+def _rows_digest(rows: list[int]) -> str:
+    import hashlib
+
+    return hashlib.sha256(np.asarray(rows, dtype=np.int64).tobytes()).hexdigest()[:16]
+
+
+def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random crop after zero padding (1/8 of the side, i.e. 4 px at 32x32) and horizontal flip, batched."""
+    b, _, h, w = x.shape
+    pad = max(1, h // 8)
+    padded = F.pad(x, (pad, pad, pad, pad))
+    dy = torch.randint(0, 2 * pad + 1, (b,), generator=generator).to(x.device)
+    dx = torch.randint(0, 2 * pad + 1, (b,), generator=generator).to(x.device)
+    flip = torch.rand(b, generator=generator).to(x.device) < 0.5
+    rows = (dy[:, None] + torch.arange(h, device=x.device)[None, :])  # (b, h)
+    cols = dx[:, None] + torch.arange(w, device=x.device)[None, :]  # (b, w)
+    cols = torch.where(flip[:, None], cols.flip(1), cols)
+    batch = torch.arange(b, device=x.device)[:, None, None]
+    out = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]  # (b, h, w, c)
+    return out.permute(0, 3, 1, 2).contiguous()

@@ -1,0 +1,5 @@
+"""Optional run features: training hooks that any strategy's run can enable ([features.NAME] enabled = true).
+
+A feature module registers a factory `make(options: dict, ctx: FeatureContext) -> hook`; the hook follows
+harness.engine.TrainHook and may add `finish(run_dir)` to write its results.
+"""

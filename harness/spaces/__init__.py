@@ -1,0 +1,1 @@
+"""Search spaces. Each subpackage registers itself in harness.registry.SPACES."""

@@ -1,0 +1,43 @@
+"""NAS-Bench-201 topology search space (`nb201`)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from harness.registry import SPACES
+from harness.spaces.base import SearchSpace
+from harness.spaces.nb201.arch import NUM_EDGES, OPS, Arch, all_archs
+from harness.spaces.nb201.isomorphism import canonical_form
+from harness.spaces.nb201.network import NB201Network, NetworkShape, Standalone
+
+
+@SPACES.register("nb201")
+class NB201Space(SearchSpace):
+    name = "nb201"
+    op_names = OPS
+
+    def parse(self, text: str) -> Arch:
+        return Arch.parse(text)
+
+    def all_archs(self) -> list[Arch]:
+        return all_archs()
+
+    def decisions(self) -> list[tuple[int, ...]]:
+        return [tuple(range(len(OPS)))] * NUM_EDGES
+
+    def sample(self, rng: np.random.Generator, allowed: Sequence[Sequence[int]] | None = None) -> Arch:
+        allowed = allowed or self.decisions()
+        return Arch(tuple(int(choices[rng.integers(len(choices))]) for choices in allowed))
+
+    def shape(self, **kwargs) -> NetworkShape:
+        return NetworkShape(**kwargs)
+
+    def build_supernet(self, shape: NetworkShape, candidates=None) -> NB201Network:
+        return NB201Network(shape, candidates=candidates)
+
+    def build_standalone(self, arch: Arch, shape: NetworkShape) -> Standalone:
+        return Standalone(arch, shape)
+
+    def canonical_form(self, arch: Arch) -> str:
+        return canonical_form(arch, "nb201")

@@ -1,0 +1,1 @@
+"""Search strategies. Every module here registers one (or a family) in harness.registry.STRATEGIES."""
