@@ -38,6 +38,9 @@ def read_batch(path: Path, label_key: str) -> tuple[np.ndarray, np.ndarray]:
         raise
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means the file is unusable
         raise HarnessError(f"corrupt CIFAR batch file {path}: {type(exc).__name__}: {exc}; re-download it with `python -m harness download`") from None
+    if isinstance(raw, dict):
+        # Python-2 pickles load with str keys under latin1; files re-saved from Python 3 may carry bytes keys.
+        raw = {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in raw.items()}
     if not isinstance(raw, dict) or "data" not in raw or label_key not in raw:
         keys = sorted(raw) if isinstance(raw, dict) else type(raw).__name__
         raise HarnessError(f"corrupt CIFAR batch file {path}: expected keys 'data' and {label_key!r}, found {keys}")

@@ -24,6 +24,9 @@ class DataConfig:
     # held-out ones are chosen by `split_seed` (not the run seed), so all runs estimate on the same images.
     train_images: int | None = None  # None: everything not held out
     holdout_images: int = 1000
+    # Also hold out the official test split's images. They are never trained on either; small data sets
+    # (the 5,590-image workplace subset) need them to make estimates less noisy. Recorded in every run.
+    holdout_test: bool = False
     split_seed: int = 0
     augment: bool = True
     batch_size: int = 64
@@ -36,7 +39,7 @@ class DataConfig:
         for name in ("holdout_images", "batch_size", "eval_batch_size", "eval_images"):
             if int(getattr(self, name)) < 1:
                 raise HarnessError(f"data.{name}={getattr(self, name)!r} must be a positive integer")
-        if self.eval_images > self.holdout_images:
+        if self.eval_images > self.holdout_images and not self.holdout_test:
             raise HarnessError(
                 f"data.eval_images={self.eval_images} exceeds data.holdout_images={self.holdout_images}; estimates may only use held-out images"
             )
@@ -77,9 +80,23 @@ class DeviceData:
         self.split = SplitRecord(train_rows.tolist(), holdout_rows.tolist())
         self.train_x = self._prepare(raw.images[train_rows])
         self.train_y = torch.as_tensor(raw.labels[train_rows], device=self.device)
-        self.holdout_x = self._prepare(raw.images[holdout_rows])
-        self.holdout_y = torch.as_tensor(raw.labels[holdout_rows], device=self.device)
+        holdout_images, holdout_labels = raw.images[holdout_rows], raw.labels[holdout_rows]
+        self.holdout_test_images = 0
+        if cfg.holdout_test:
+            test = load_split(cfg.dataset, "test", root)
+            self.files = self.files + test.files
+            self.holdout_test_images = len(test.labels)
+            holdout_images = np.concatenate([holdout_images, test.images])
+            holdout_labels = np.concatenate([holdout_labels, test.labels])
+        if cfg.eval_images > len(holdout_labels):
+            raise HarnessError(
+                f"data.eval_images={cfg.eval_images} exceeds the {len(holdout_labels)} held-out images; estimates may only use held-out images"
+            )
+        self.holdout_x = self._prepare(holdout_images)
+        self.holdout_y = torch.as_tensor(holdout_labels, device=self.device)
         self.steps_per_epoch = len(self.train_y) // cfg.batch_size
+        self.root = root  # where the data came from, for strategies that also read the ground truth
+        self._halves: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def _prepare(self, images: np.ndarray) -> torch.Tensor:
         x = torch.as_tensor(images, dtype=torch.float32).div_(255.0)
@@ -98,8 +115,10 @@ class DeviceData:
             "eval_images": min(self.cfg.eval_images, len(self.holdout_y)),
             "resolution": self.cfg.resolution,
             "holdout_rows_sha256": _rows_digest(self.split.holdout_rows),
+            "holdout_test_images": self.holdout_test_images,
             "train_rows_sha256": _rows_digest(self.split.train_rows),
-            "source_split": "official train split (held-out rows never used for training)",
+            "source_split": "official train split (held-out rows never used for training)"
+            + (" + official test split, held out" if self.holdout_test_images else ""),
         }
 
     def train_batch(self, seed: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -114,6 +133,39 @@ class DeviceData:
     def extra_batch(self, seed: int, step: int, stream: int) -> tuple[torch.Tensor, torch.Tensor]:
         """An independent batch from the training images (for strategies that need a second draw per step)."""
         return self.train_batch(seed * 1000 + 17 * stream + 1, step)
+
+    def halves(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two disjoint halves of the training images (positions in train_x), fixed by data.split_seed."""
+        if self._halves is None:
+            order = np.random.default_rng([self.cfg.split_seed, 1]).permutation(len(self.train_y))
+            middle = len(order) // 2
+            self._halves = (torch.as_tensor(np.sort(order[:middle])), torch.as_tensor(np.sort(order[middle:])))
+        return self._halves
+
+    def half_batch(self, seed: int, step: int, half: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """A batch from one half only (bi-level search: weights on half 0, architecture on half 1); pure in (seed, step)."""
+        if half not in (0, 1):
+            raise HarnessError(f"training half {half!r} does not exist; accepted: 0, 1")
+        rows = self.halves()[half]
+        bs = self.cfg.batch_size
+        per_epoch = len(rows) // bs
+        if per_epoch < 1:
+            raise HarnessError(f"half of the {len(self.train_y)} training images holds no batch of data.batch_size={bs}")
+        epoch, index = divmod(step, per_epoch)
+        perm = torch.randperm(len(rows), generator=_seeded(seed, 3, half, epoch))
+        picked = rows[perm[index * bs : (index + 1) * bs]].to(self.device)
+        x, y = self.train_x[picked], self.train_y[picked]
+        if self.cfg.augment:
+            x = augment(x, _seeded(seed, 4, half, step))
+        return x, y
+
+    def describe_halves(self) -> dict:
+        sizes, digests = [], []
+        for rows in self.halves():
+            sizes.append(len(rows))
+            digests.append(_rows_digest([self.split.train_rows[i] for i in rows.tolist()]))
+        first, second = (set(rows.tolist()) for rows in self.halves())
+        return {"sizes": sizes, "rows_sha256": digests, "split_seed": self.cfg.split_seed, "disjoint": not first & second}
 
     def eval_batches(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Fixed held-out batches, no augmentation: every architecture is estimated on the same images."""
