@@ -36,3 +36,21 @@ list: setup
 
 clean-runs:
 	rm -rf results/runs
+
+# Tables of every run under results/runs -> results/tables/ (Markdown, CSV, LaTeX, figures).
+# Paper tables: make paper TABLE=ranking|nb201_search|disturbance (runs what is missing, resumable).
+# CI gate: make regress compares ranking tau with results/baselines/regress.json; make rebaseline rewrites it.
+TABLE ?=
+.PHONY: tables paper regress rebaseline
+
+tables: setup
+	$(PY) -m harness tables $(ARGS)
+
+paper: setup
+	$(PY) -m harness paper $(TABLE) $(ARGS)
+
+regress: setup
+	$(PY) -m harness regress $(ARGS)
+
+rebaseline: setup
+	$(PY) -m harness rebaseline $(ARGS)

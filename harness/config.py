@@ -140,3 +140,8 @@ def resolve(preset: str, overrides: list[str] | tuple[str, ...] = ()) -> Config:
 def build_options(options_cls, values: dict, strategy: str):
     """A strategy's options dataclass from its config table, with the same one-line validation."""
     return _build(options_cls, dict(values), f"strategy.{strategy}")
+
+
+def build_feature_options(options_cls, values: dict, feature: str):
+    """A run feature's options dataclass from its [features.NAME] table, with the same one-line validation."""
+    return _build(options_cls, dict(values), f"features.{feature}")

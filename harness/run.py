@@ -139,7 +139,11 @@ def bench(req: BenchRequest) -> dict:
     total_steps = cfg.train.steps or cfg.train.epochs * data.steps_per_epoch
     ctx = StrategyContext(space, shape, cfg.train, data, device, req.seed, total_steps, req.progress)
     strategy = strategy_cls(ctx, options)
-    hooks = [FEATURES.get(name)(opts, ctx) for name, opts in sorted(cfg.features.items()) if opts.get("enabled", False)]
+    hooks = [
+        FEATURES.get(name)(opts, ctx, ground_truth=gt, eval_config=cfg.eval)
+        for name, opts in sorted(cfg.features.items())
+        if opts.get("enabled", False)
+    ]
 
     run_dir.mkdir(parents=True, exist_ok=True)
     if not (run_dir / "config.json").exists():

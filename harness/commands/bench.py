@@ -30,12 +30,15 @@ class Bench:
         add_run_arguments(parser)
         parser.add_argument("--name", default=None, help="run directory name (default derived from the arguments)")
         parser.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint")
+        parser.add_argument("--measure-disturbance", action="store_true",
+                            help="run the disturbance probe (same as --set features.disturbance.enabled=true)")
 
     @staticmethod
     def run(args) -> int:
+        disturbance = ("features.disturbance.enabled=true",) if args.measure_disturbance else ()
         req = BenchRequest(
             strategy=args.strategy, space=args.space, preset=args.preset, seed=args.seed,
-            overrides=tuple(args.overrides), runs_dir=args.runs_dir, name=args.name, resume=args.resume,
+            overrides=tuple(args.overrides) + disturbance, runs_dir=args.runs_dir, name=args.name, resume=args.resume,
             device=args.device, data_dir=args.data_dir, progress=not args.no_progress,
         )
         metrics = bench(req)

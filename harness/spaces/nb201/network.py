@@ -94,6 +94,27 @@ class Cell(nn.Module):
         result = nodes[-1]
         return torch.zeros_like(x) if result is None else result
 
+    def forward_mixed(self, x: torch.Tensor, weights: torch.Tensor, skip_zero_weights: bool = False) -> torch.Tensor:
+        """Every edge is the weighted sum of its ops (`weights[e, op]`, `none` adds zero): the DARTS cell.
+
+        With `skip_zero_weights`, ops whose weight is exactly 0 are not run (GDAS's hard one-hot forward).
+        Their weight then gets no gradient, so the caller must reach alpha through the non-zero entries
+        (the straight-through estimator does: d one_hot/d alpha = d softmax/d alpha at the sampled op).
+        """
+        nodes: list[torch.Tensor | None] = [x] + [None] * (NUM_NODES - 1)
+        for e, (dst, src) in enumerate(EDGES):
+            inp = nodes[src]
+            if inp is None:
+                continue
+            for name, op in self.edges[e].items():
+                w = weights[e, OPS.index(name)]
+                if skip_zero_weights and not bool(w != 0):
+                    continue
+                out = w * op(inp)
+                nodes[dst] = out if nodes[dst] is None else nodes[dst] + out
+        result = nodes[-1]
+        return torch.zeros_like(x) if result is None else result
+
 
 class ResBlock(nn.Module):
     """NB201's residual reduction block: two 3x3 ReLU-conv-BNs, shortcut = 2x2 avg-pool + 1x1 conv."""
@@ -145,6 +166,16 @@ class NB201Network(nn.Module):
         x = self.stem(x)
         for layer in self.layers:
             x = layer(x, ops, live) if isinstance(layer, Cell) else layer(x)
+        x = self.head(x).mean(dim=(2, 3))
+        return self.classifier(x)
+
+    def forward_mixed(self, x: torch.Tensor, weights: torch.Tensor, skip_zero_weights: bool = False) -> torch.Tensor:
+        """The continuous relaxation on the same modules: `weights` is (edges x ops), shared by every cell."""
+        if tuple(weights.shape) != (NUM_EDGES, len(OPS)):
+            raise HarnessError(f"mixed-op weights have shape {tuple(weights.shape)}; expected ({NUM_EDGES}, {len(OPS)})")
+        x = self.stem(x)
+        for layer in self.layers:
+            x = layer.forward_mixed(x, weights, skip_zero_weights) if isinstance(layer, Cell) else layer(x)
         x = self.head(x).mean(dim=(2, 3))
         return self.classifier(x)
 

@@ -1,0 +1,73 @@
+"""`paper NAME`: run what a benchmarks/papers/NAME.toml table needs (resuming partial runs), then render it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from harness.commands.tables import TABLES_DIR
+from harness.errors import HarnessError
+from harness.registry import COMMANDS
+from harness.reports import figures
+from harness.reports.collect import read_run
+from harness.reports.paper import load_spec, plan, request, spec_names, spec_run_dirs, write_paper
+from harness.run import RUNS_DIR, bench
+
+FIGURES = {
+    "scatter": figures.scatter_figure,
+    "tau_over_training": figures.tau_over_training_figure,
+    "disturbance": figures.disturbance_figure,
+}
+
+
+@COMMANDS.register("paper")
+class Paper:
+    help = "regenerate a paper table/figure from benchmarks/papers/NAME.toml: run what is missing, render ours beside published"
+
+    @staticmethod
+    def add_arguments(parser) -> None:
+        parser.add_argument("name", nargs="?", help=f"one of: {', '.join(spec_names()) or '-'} (or a path to a .toml)")
+        parser.add_argument("--runs-dir", type=Path, default=RUNS_DIR, help=f"default {RUNS_DIR}")
+        parser.add_argument("--out", type=Path, default=TABLES_DIR, help=f"default {TABLES_DIR}")
+        parser.add_argument("--no-run", action="store_true", help="render from the runs that exist; start none")
+        parser.add_argument("--list", action="store_true", help="list the paper specs and what each still needs")
+        parser.add_argument("--data-dir", default=None, help="data directory (default $HARNESS_DATA, else ./data)")
+        parser.add_argument("--progress", action="store_true", help="progress bars for the runs")
+
+    @staticmethod
+    def run(args) -> int:
+        if args.list or not args.name:
+            for name in spec_names():
+                states = pd.Series([state for *_rest, state in plan(load_spec(name), args.runs_dir)])
+                print(f"{name:<22} " + ", ".join(f"{n} {s}" for s, n in states.value_counts().items()))
+            return 0
+        spec = load_spec(args.name)
+        planned = plan(spec, args.runs_dir)
+        if not args.no_run:
+            todo = [p for p in planned if p[3] in ("missing", "partial")]
+            for i, (run, seed, path, state) in enumerate(todo, 1):
+                print(f"[{i}/{len(todo)}] {run.strategy} seed {seed} preset {run.preset}: {'resuming' if state == 'partial' else 'starting'} {path}", flush=True)
+                req = request(run, seed, args.runs_dir, args.progress)
+                req.resume = state == "partial"
+                req.data_dir = args.data_dir
+                try:
+                    bench(req)
+                except HarnessError as exc:  # one failed run must not lose the others; it shows as failed
+                    print(f"  failed: {exc}", flush=True)
+            for run in {r.strategy: r for r, _seed, _path, state in planned if state == "unregistered"}.values():
+                print(f"skipping {run.strategy}: not registered in this checkout (shown as not run)")
+            for _run, _seed, path, state in planned:
+                if state == "stale":
+                    print(f"skipping {path}: made with another config than the preset gives now; move it away to rerun")
+        paths = write_paper(spec, args.runs_dir, args.out)
+        written = list(paths.values())
+        runs = pd.DataFrame([read_run(p) for p in spec_run_dirs(spec, args.runs_dir)])
+        for name in spec.figures:
+            if name not in FIGURES:
+                raise HarnessError(f"{spec.name}: unknown figure {name!r}; accepted: {', '.join(sorted(FIGURES))}")
+            if len(runs):
+                written += FIGURES[name](runs, args.out / f"paper_{spec.name}_{name}")
+        print(paths["markdown"].read_text())
+        for path in written:
+            print(f"wrote {path}")
+        return 0

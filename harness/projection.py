@@ -1,0 +1,165 @@
+"""Gradient projections that protect what earlier architectures learned (the math of `dinas`, model-free).
+
+Two realisations of "update only in the space earlier architectures did not use":
+
+* `InputProjector` (orthogonal weight modification, Zeng et al. 2019): a layer y = W x keeps a matrix
+  P = (I + S / alpha)^-1, where S accumulates the correlation of inputs x that earlier architectures fed
+  the layer. The gradient G (out x d) is replaced by G P, so the update dW = -lr G P changes W x by
+  -lr G P x, which is ~0 for every absorbed x (exactly 0 as alpha -> 0). P is updated recursively with the
+  Woodbury identity: no input history is stored, only the d x d matrix.
+* `GradientBasis` (orthogonal gradient descent, Farajtabar et al. 2019): a parameter keeps an orthonormal
+  basis of earlier architectures' gradient directions; a new gradient loses its component in that span.
+  The basis is capped: it tracks the top principal directions of the (decayed) gradient history
+  ("energy" matrix in basis coordinates), and the weakest directions are dropped when it is full.
+
+Both forget at a configurable rate so that a long training is never frozen: `decay` shrinks the
+constraint of older architectures geometrically.
+"""
+from __future__ import annotations
+
+import torch
+
+
+class InputProjector:
+    """P = (I + S/alpha)^-1 for one layer with input dimension `dim`; S is never stored."""
+
+    def __init__(self, dim: int, alpha: float, dtype=torch.float32, device="cpu"):
+        if alpha <= 0:
+            raise ValueError(f"alpha={alpha!r} must be > 0")
+        self.alpha = float(alpha)
+        self.matrix = torch.eye(dim, dtype=dtype, device=device)
+
+    @property
+    def dim(self) -> int:
+        return self.matrix.shape[0]
+
+    def project(self, grad: torch.Tensor) -> torch.Tensor:
+        """G P for a gradient G of shape (out, dim): rows are output units, columns match the input."""
+        return grad @ self.matrix
+
+    def absorb(self, inputs: torch.Tensor) -> None:
+        """Adds the mean outer product of `inputs` (m, dim) to S: P <- P - P X^T (alpha m I + X P X^T)^-1 X P."""
+        x = inputs.to(self.matrix.dtype)
+        m = x.shape[0]
+        px = self.matrix @ x.T  # (dim, m); P is symmetric, so X P = (P X^T)^T
+        gram = x @ px
+        gram.diagonal().add_(self.alpha * m)
+        gain = torch.linalg.solve(gram, px.T)  # (m, dim)
+        self.matrix -= px @ gain
+        # Round-off makes P drift from symmetry over thousands of updates; symmetry is what keeps it a projector.
+        self.matrix = 0.5 * (self.matrix + self.matrix.T)
+
+    def decay(self, factor: float) -> None:
+        """I - P <- factor (I - P): the constraint of every absorbed input fades by `factor`."""
+        if factor < 1.0:
+            self.matrix.mul_(factor).diagonal().add_(1.0 - factor)
+
+    def reset(self) -> None:
+        self.matrix = torch.eye(self.dim, dtype=self.matrix.dtype, device=self.matrix.device)
+
+    def nbytes(self) -> int:
+        return self.matrix.numel() * self.matrix.element_size()
+
+    def state_dict(self) -> dict:
+        return {"matrix": self.matrix.clone()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.matrix = state["matrix"].to(self.matrix.device, self.matrix.dtype).clone()
+
+
+class GradientBasis:
+    """Orthonormal rows `basis` (k, dim), k <= capacity, spanning the strongest earlier gradient directions."""
+
+    def __init__(self, dim: int, capacity: int, tolerance: float = 1e-3, dtype=torch.float32, device="cpu"):
+        if capacity < 1:
+            raise ValueError(f"capacity={capacity!r} must be >= 1")
+        self.dim = dim
+        self.capacity = capacity
+        self.tolerance = tolerance
+        self.basis = torch.zeros(0, dim, dtype=dtype, device=device)
+        # Decayed sum of c c^T, c = coordinates of absorbed gradients in the basis: which directions matter most.
+        self.energy = torch.zeros(0, 0, dtype=dtype, device=device)
+
+    @property
+    def size(self) -> int:
+        return self.basis.shape[0]
+
+    def project(self, grad: torch.Tensor) -> torch.Tensor:
+        """grad minus its component in span(basis); any shape with `dim` elements."""
+        if self.size == 0:
+            return grad
+        flat = grad.reshape(-1).to(self.basis.dtype)
+        flat = flat - self.basis.T @ (self.basis @ flat)
+        return flat.reshape(grad.shape).to(grad.dtype)
+
+    def absorb(self, grad: torch.Tensor, decay: float = 1.0) -> None:
+        g = grad.reshape(-1).to(self.basis.dtype)
+        norm = float(g.norm())
+        if norm == 0.0:
+            return
+        coords = self.basis @ g
+        residual = g - self.basis.T @ coords
+        energy = self.energy * decay
+        r = float(residual.norm())
+        if r > self.tolerance * norm:
+            self.basis = torch.cat([self.basis, (residual / r)[None]])
+            coords = torch.cat([coords, coords.new_tensor([r])])
+            energy = torch.nn.functional.pad(energy, (0, 1, 0, 1))
+        self.energy = energy + torch.outer(coords, coords)
+        if self.size > self.capacity:
+            self._compress()
+
+    def _compress(self) -> None:
+        # Rotate the basis onto the eigenvectors of its energy and keep the `capacity` strongest: the best
+        # rank-`capacity` summary (top singular directions) of the decayed gradient history it represents.
+        values, vectors = torch.linalg.eigh(self.energy)
+        keep = vectors[:, -self.capacity :]
+        self.basis = keep.T @ self.basis
+        # Re-orthonormalise: a rotation of an orthonormal basis is orthonormal only up to round-off.
+        q, _ = torch.linalg.qr(self.basis.T)
+        self.basis = q.T.contiguous()
+        self.energy = torch.diag(values[-self.capacity :])
+
+    def reset(self) -> None:
+        self.basis = self.basis[:0]
+        self.energy = self.energy[:0, :0]
+
+    def nbytes(self) -> int:
+        return (self.basis.numel() + self.energy.numel()) * self.basis.element_size()
+
+    def state_dict(self) -> dict:
+        return {"basis": self.basis.clone(), "energy": self.energy.clone()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.basis = state["basis"].to(self.basis.device, self.basis.dtype).clone()
+        self.energy = state["energy"].to(self.basis.device, self.basis.dtype).clone()
+
+
+def sample_conv_patches(
+    x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int], count: int, generator: torch.Generator
+) -> torch.Tensor:
+    """`count` input patches (count, C*kh*kw) of a conv at uniformly drawn (image, output position) pairs.
+
+    Flattened in the (C, kh, kw) order of `weight.view(out, -1)`, so W_flat @ patch is the conv output there.
+    Only the drawn patches are gathered: unfolding the whole batch would cost more than the training step.
+    """
+    b, c, h, w = x.shape
+    kh, kw = kernel
+    sh, sw = stride
+    ph, pw = padding
+    out_h = (h + 2 * ph - kh) // sh + 1
+    out_w = (w + 2 * pw - kw) // sw + 1
+    padded = torch.nn.functional.pad(x, (pw, pw, ph, ph))
+    img = torch.randint(0, b, (count,), generator=generator).to(x.device)
+    row = (torch.randint(0, out_h, (count,), generator=generator) * sh).to(x.device)
+    col = (torch.randint(0, out_w, (count,), generator=generator) * sw).to(x.device)
+    dy = torch.arange(kh, device=x.device)
+    dx = torch.arange(kw, device=x.device)
+    channels = torch.arange(c, device=x.device)
+    patches = padded[
+        img[:, None, None, None],
+        channels[None, :, None, None],
+        (row[:, None] + dy[None, :])[:, None, :, None],
+        (col[:, None] + dx[None, :])[:, None, None, :],
+    ]
+    return patches.reshape(count, c * kh * kw)

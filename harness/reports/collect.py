@@ -1,0 +1,117 @@
+"""One row per run directory, from its config.json / status.json / metrics.json, whatever state it is in.
+
+A run directory may be complete, failed, interrupted, or written by an older version with fewer fields:
+every field is optional here and a missing one becomes NaN / None, never an exception.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+# metrics.json["metrics"] keys copied into the run row (absent ones become NaN).
+METRIC_KEYS = (
+    "num_archs",
+    "kendall_tau",
+    "spearman_rho",
+    "pearson_r",
+    "kendall_tau_top1pct",
+    "kendall_tau_top5pct",
+    "kendall_tau_deisomorphic",
+    "precision_at_10",
+    "precision_at_50",
+    "regret",
+    "predicted_best_truth",
+    "optimum",
+)
+RUN_FILES = ("config.json", "status.json", "metrics.json")
+COLUMNS = (
+    "run", "path", "state", "error", "strategy", "space", "preset", "seed", "overrides", "config_digest",
+    "ground_truth_column", "bn_mode", "git_commit", "total_steps", "steps_per_epoch", "train_seconds", "wall_seconds", "step",
+    "has_predictions", *METRIC_KEYS,
+)
+
+
+def _read(path: Path) -> dict:
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or value is None:
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def config_digest(config: dict | None) -> str:
+    """Short hash of everything that defines a run except its seed: runs are averaged only when equal."""
+    if not config:
+        return "?"
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def is_run_dir(path: Path) -> bool:
+    return path.is_dir() and any((path / name).exists() for name in RUN_FILES)
+
+
+def read_run(path: Path) -> dict:
+    path = Path(path)
+    config, status, metrics = (_read(path / name) for name in RUN_FILES)
+    results = metrics.get("metrics") if isinstance(metrics.get("metrics"), dict) else {}
+    state = status.get("state") or ("complete" if metrics else "unknown")
+    if state == "complete" and not metrics:
+        state = "incomplete"  # status says done but the result file is missing
+    cfg = config.get("config") if isinstance(config.get("config"), dict) else {}
+    shape = cfg.get("shape", {}) if isinstance(cfg.get("shape"), dict) else {}
+    eval_cfg = cfg.get("eval", {}) if isinstance(cfg.get("eval"), dict) else {}
+    seed = metrics.get("seed", config.get("seed"))
+    row: dict[str, Any] = {
+        "run": path.name,
+        "path": str(path),
+        "state": state,
+        "error": status.get("error"),
+        "strategy": metrics.get("strategy", config.get("strategy")),
+        "space": metrics.get("space", config.get("space")),
+        "preset": metrics.get("preset", config.get("preset")),
+        "seed": int(seed) if isinstance(seed, int) else None,
+        "overrides": " ".join(config.get("overrides") or []),
+        "config_digest": config_digest(cfg),
+        "ground_truth_column": metrics.get("ground_truth_column", eval_cfg.get("ground_truth")),
+        "bn_mode": metrics.get("bn_mode", shape.get("bn_mode")),
+        "git_commit": metrics.get("git_commit"),
+        "total_steps": _number(metrics.get("total_steps")),
+        "steps_per_epoch": _number(metrics.get("steps_per_epoch")),
+        "train_seconds": _number(metrics.get("train_seconds")),
+        "wall_seconds": _number(metrics.get("wall_seconds")),
+        "step": _number(status.get("step")),
+        "has_predictions": (path / "predictions.csv").is_file(),
+    }
+    for key in METRIC_KEYS:
+        row[key] = _number(results.get(key))
+    return row
+
+
+def run_dirs(root: Path) -> list[Path]:
+    """Run directories directly under `root` (or `root` itself if it is one), sorted by name."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    if is_run_dir(root):
+        return [root]
+    return sorted(p for p in root.iterdir() if is_run_dir(p))
+
+
+def collect(roots: Path | list[Path]) -> pd.DataFrame:
+    roots = [roots] if isinstance(roots, (str, Path)) else roots
+    rows = [read_run(p) for root in roots for p in run_dirs(Path(root))]
+    return pd.DataFrame(rows, columns=COLUMNS)

@@ -1,0 +1,89 @@
+import torch
+import torch.nn.functional as F
+
+from harness.projection import GradientBasis, InputProjector, sample_conv_patches
+
+
+def _gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def test_projected_update_leaves_absorbed_inputs_outputs_unchanged():
+    g = _gen()
+    weight = torch.randn(5, 12, generator=g, dtype=torch.float64)
+    earlier = torch.randn(6, 12, generator=g, dtype=torch.float64)
+    projector = InputProjector(12, alpha=1e-8, dtype=torch.float64)
+    projector.absorb(earlier[:3])
+    projector.absorb(earlier[3:])
+    grad = torch.randn(5, 12, generator=g, dtype=torch.float64)
+    updated = weight - 0.5 * projector.project(grad)
+    assert torch.allclose(earlier @ updated.T, earlier @ weight.T, atol=1e-6)
+    # ...while the update is free in the directions no earlier input used.
+    _, _, v = torch.linalg.svd(earlier)
+    free = v[6:]  # orthonormal complement of span(earlier)
+    assert torch.allclose(free @ projector.matrix, free, atol=1e-6)
+    assert not torch.allclose(updated, weight)
+
+
+def test_recursive_update_equals_closed_form():
+    g = _gen(1)
+    a, b = torch.randn(4, 7, generator=g, dtype=torch.float64), torch.randn(9, 7, generator=g, dtype=torch.float64)
+    alpha = 0.5
+    projector = InputProjector(7, alpha=alpha, dtype=torch.float64)
+    projector.absorb(a)
+    projector.absorb(b)
+    correlation = a.T @ a / len(a) + b.T @ b / len(b)
+    closed = torch.linalg.inv(torch.eye(7, dtype=torch.float64) + correlation / alpha)
+    assert torch.allclose(projector.matrix, closed, atol=1e-10)
+
+
+def test_decay_shrinks_the_constraint_geometrically():
+    projector = InputProjector(5, alpha=0.1, dtype=torch.float64)
+    projector.absorb(torch.randn(3, 5, generator=_gen(2), dtype=torch.float64))
+    constraint = torch.eye(5, dtype=torch.float64) - projector.matrix
+    projector.decay(0.25)
+    assert torch.allclose(torch.eye(5, dtype=torch.float64) - projector.matrix, 0.25 * constraint, atol=1e-12)
+    projector.reset()
+    assert torch.equal(projector.matrix, torch.eye(5, dtype=torch.float64))
+
+
+def test_gradient_basis_removes_stored_directions():
+    g = _gen(3)
+    stored = [torch.randn(3, 4, generator=g, dtype=torch.float64) for _ in range(3)]
+    basis = GradientBasis(12, capacity=8, dtype=torch.float64)
+    for s in stored:
+        basis.absorb(s)
+    assert basis.size == 3
+    assert torch.allclose(basis.basis @ basis.basis.T, torch.eye(3, dtype=torch.float64), atol=1e-10)
+    new = torch.randn(3, 4, generator=g, dtype=torch.float64)
+    projected = basis.project(new)
+    for s in stored:
+        assert abs(float((projected * s).sum())) < 1e-10
+    # The projection only removes: what is left of `new` is its part orthogonal to the stored span.
+    assert float(basis.project(new - projected).norm()) < 1e-10
+
+
+def test_capped_basis_keeps_the_strongest_directions():
+    g = _gen(4)
+    strong = torch.randn(10, generator=g, dtype=torch.float64)
+    basis = GradientBasis(10, capacity=2, dtype=torch.float64)
+    for _ in range(5):
+        basis.absorb(strong * 10)
+        basis.absorb(torch.randn(10, generator=g, dtype=torch.float64) * 0.01)
+        basis.absorb(torch.randn(10, generator=g, dtype=torch.float64) * 0.01)
+    assert basis.size == 2
+    assert torch.allclose(basis.basis @ basis.basis.T, torch.eye(2, dtype=torch.float64), atol=1e-8)
+    assert float(basis.project(strong).norm()) < 1e-3 * float(strong.norm())
+
+
+def test_sampled_patches_reproduce_conv_outputs():
+    g = _gen(5)
+    x = torch.randn(2, 3, 7, 7, generator=g, dtype=torch.float64)
+    conv = torch.nn.Conv2d(3, 4, 3, stride=2, padding=1, bias=False).double().requires_grad_(False)
+    out = F.conv2d(x, conv.weight, stride=2, padding=1)  # (2, 4, 4, 4)
+    patches = sample_conv_patches(x, conv.kernel_size, conv.stride, conv.padding, 16, _gen(6))
+    assert patches.shape == (16, 27)
+    responses = patches @ conv.weight.reshape(4, -1).T  # (16, 4)
+    candidates = out.permute(0, 2, 3, 1).reshape(-1, 4)  # every (image, position)
+    distance = torch.cdist(responses, candidates).min(dim=1).values
+    assert float(distance.max()) < 1e-5
