@@ -5,6 +5,7 @@ Unknown sections, keys and values fail with one line naming them and what is acc
 from __future__ import annotations
 
 import dataclasses
+import json
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -52,12 +53,18 @@ class EvalConfig:
     arch_seed: int = 0  # which architectures are scored; fixed across strategies and seeds for comparability
     ground_truth: str = "cifar10_test"
     bootstrap: int = 1000
+    # What a supernet's score of an architecture is: held-out accuracy, or minus the held-out cross-entropy.
+    # Loss is continuous, so estimates on two disjoint image halves agree far better (see README).
+    estimate_by: str = "accuracy"
 
     def validate(self) -> None:
+        from harness.evaluation import ESTIMATE_BY
         from harness.groundtruth import COLUMNS
 
         if self.ground_truth not in COLUMNS:
             raise one_of("eval.ground_truth", self.ground_truth, COLUMNS)
+        if self.estimate_by not in ESTIMATE_BY:
+            raise one_of("eval.estimate_by", self.estimate_by, ESTIMATE_BY)
         if self.num_archs < 0 or self.num_archs == 1:
             raise HarnessError(f"eval.num_archs={self.num_archs!r} must be 0 (all) or at least 2")
 
@@ -79,6 +86,18 @@ class Config:
 
 
 SECTIONS = {"shape": ShapeConfig, "data": DataConfig, "train": TrainConfig, "eval": EvalConfig}
+
+
+def same_config(recorded: dict, current: dict) -> bool:
+    """Whether a run's recorded config (Config.to_dict()) is the current one. A setting the record lacks
+    was added to the harness after the run started; it matches if the current value is its default."""
+    current = json.loads(json.dumps(current))
+    for section, cls in SECTIONS.items():
+        old, new = recorded.get(section, {}), current.get(section, {})
+        for f in dataclasses.fields(cls):
+            if f.name not in old and f.name in new and new[f.name] == f.default:
+                del new[f.name]
+    return recorded == current
 
 
 def preset_names() -> list[str]:

@@ -8,6 +8,13 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+ESTIMATE_BY = ("accuracy", "loss")
+
+
+def supernet_score(acc: np.ndarray, loss: np.ndarray, estimate_by: str) -> np.ndarray:
+    """The score (higher = predicted better) a supernet gives architectures: accuracy, or minus the loss."""
+    return acc if estimate_by == "accuracy" else -loss
+
 
 @torch.no_grad()
 def evaluate_archs(

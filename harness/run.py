@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from harness import engine
-from harness.config import Config, build_options, resolve
+from harness.config import Config, build_options, resolve, same_config
 from harness.data.paths import data_root
 from harness.data.tensors import DeviceData
 from harness.envinfo import environment, git_state
@@ -123,7 +123,7 @@ def bench(req: BenchRequest) -> dict:
                 f"run directory {run_dir} already exists (status: {status}); pass --resume to continue it, or --name to start another"
             )
         previous = read_json(run_dir / "config.json")
-        if previous["config"] != json.loads(json.dumps(record["config"])):
+        if not same_config(previous["config"], record["config"]):
             raise HarnessError(f"cannot resume {run_dir}: its config.json differs from this command's config; use --name for a new run")
         if (run_dir / "metrics.json").exists():
             return read_json(run_dir / "metrics.json")
@@ -137,7 +137,7 @@ def bench(req: BenchRequest) -> dict:
     data = DeviceData(cfg.data, device, root=root)
     shape = space.shape(num_classes=data.num_classes, **vars(cfg.shape))
     total_steps = cfg.train.steps or cfg.train.epochs * data.steps_per_epoch
-    ctx = StrategyContext(space, shape, cfg.train, data, device, req.seed, total_steps, req.progress)
+    ctx = StrategyContext(space, shape, cfg.train, data, device, req.seed, total_steps, req.progress, cfg.eval.estimate_by)
     strategy = strategy_cls(ctx, options)
     hooks = [
         FEATURES.get(name)(opts, ctx, ground_truth=gt, eval_config=cfg.eval)

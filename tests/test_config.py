@@ -30,6 +30,7 @@ def test_overrides_parse_toml_values_and_bare_words():
         ("data.eval_images=5000", "exceeds data.holdout_images"),
         ("eval.num_archs=1", "eval.num_archs=1 must be 0 (all) or at least 2"),
         ("train.grad_clip=-1", "train.grad_clip=-1 must be >= 0"),
+        ("eval.estimate_by=auc", "eval.estimate_by"),
     ],
 )
 def test_bad_overrides_name_the_value(override, fragment):

@@ -151,3 +151,27 @@ def test_config_json_records_only_the_running_strategy(tmp_path, env_data):
     record = json.loads((tmp_path / "ws-nb201-smoke-seed0" / "config.json").read_text())
     assert record["config"]["strategy"] == {"ws": {}}
     assert record["config"]["shape"]["bn_mode"] == "batch"
+
+
+def test_estimate_by_loss_scores_minus_the_holdout_loss(tmp_path, env_data):
+    bench(smoke(tmp_path, name="acc"))
+    bench(smoke(tmp_path, name="loss", overrides=("eval.estimate_by=loss",)))
+    by_acc = pd.read_csv(tmp_path / "acc" / "predictions.csv")
+    by_loss = pd.read_csv(tmp_path / "loss" / "predictions.csv")
+    # Same training (the option only changes the score), different score column.
+    assert (by_acc["holdout_loss"] == by_loss["holdout_loss"]).all()
+    assert (by_acc["estimate"] == by_acc["holdout_acc"]).all()
+    assert (by_loss["estimate"] == -by_loss["holdout_loss"]).all()
+
+
+def test_a_run_recorded_before_a_new_setting_existed_still_resumes(tmp_path, env_data):
+    bench(smoke(tmp_path))
+    path = tmp_path / "ws-nb201-smoke-seed0" / "config.json"
+    record = read_json(path)
+    del record["config"]["eval"]["estimate_by"]  # as written by a harness without that setting
+    path.write_text(json.dumps(record))
+    assert bench(smoke(tmp_path, resume=True))["metrics"]["kendall_tau"] is not None
+    record["config"]["eval"]["bootstrap"] += 1  # a real difference is still refused
+    path.write_text(json.dumps(record))
+    with pytest.raises(HarnessError, match="differs"):
+        bench(smoke(tmp_path, resume=True))

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.config import resolve
+from harness.config import resolve, same_config
 from harness.errors import HarnessError, one_of
 from harness.fileio import write_text
 from harness.registry import STRATEGIES
@@ -164,7 +164,7 @@ def plan(spec: PaperSpec, runs_dir: Path) -> list[tuple[RunSpec, int, Path, str]
             path = Path(runs_dir) / run_name(request(run, seed, runs_dir))
             if not is_registered(run.strategy):
                 state = "unregistered"
-            elif (path / "config.json").is_file() and _recorded_config(path) != expected:
+            elif (path / "config.json").is_file() and not same_config(_recorded_config(path) or {}, expected):
                 state = "stale"
             elif (path / "metrics.json").is_file():
                 state = "complete"

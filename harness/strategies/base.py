@@ -33,6 +33,7 @@ class StrategyContext:
     seed: int
     total_steps: int  # the budget in optimiser steps, from the preset (epochs * steps_per_epoch, or train.steps)
     progress: bool = True
+    estimate_by: str = "accuracy"  # eval.estimate_by: how supernet-based strategies turn (acc, loss) into a score
 
     def rng(self, *keys: int) -> np.random.Generator:
         """A generator that depends only on (seed, keys): decisions at a step are the same after a resume."""

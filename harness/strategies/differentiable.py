@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.errors import HarnessError, one_of
-from harness.evaluation import evaluate_archs
+from harness.evaluation import evaluate_archs, supernet_score
 from harness.groundtruth import COLUMNS, load_ground_truth
 from harness.optim import clip_gradients, sgd_with_cosine
 from harness.registry import STRATEGIES
@@ -197,7 +197,7 @@ class DifferentiableStrategy(Strategy):
         alpha_score = self.alpha_scores(archs)
         self.supernet.eval()
         acc, loss = evaluate_archs(self.supernet, archs, self.ctx.data.eval_batches(), self.ctx.progress)
-        score = alpha_score if self.options.rank_by == "alpha" else acc
+        score = alpha_score if self.options.rank_by == "alpha" else supernet_score(acc, loss, self.ctx.estimate_by)
         return {"score": score, "alpha_score": alpha_score, "supernet_acc": acc, "supernet_loss": loss}
 
     # ---- record and checkpoint -------------------------------------------------------------------

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.errors import HarnessError, one_of
-from harness.evaluation import evaluate_archs
+from harness.evaluation import evaluate_archs, supernet_score
 from harness.optim import clip_gradients, sgd_with_cosine
 from harness.strategies.base import Strategy
 
@@ -310,7 +310,7 @@ class SplitStrategy(Strategy):
             net.eval()
             a, l = evaluate_archs(net, [archs[i] for i in rows], batches, self.ctx.progress, desc=f"estimate sub-supernet {leaf_id}")
             acc[rows], loss[rows] = a, l
-        return {"score": acc, "holdout_acc": acc, "holdout_loss": loss, "sub_supernet": owner}
+        return {"score": supernet_score(acc, loss, self.ctx.estimate_by), "holdout_acc": acc, "holdout_loss": loss, "sub_supernet": owner}
 
     def state_dict(self) -> dict:
         return {
