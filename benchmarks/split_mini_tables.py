@@ -12,16 +12,40 @@ import pandas as pd
 from scipy import stats
 
 root = Path(sys.argv[1] if len(sys.argv) > 1 else "results/runs")
+TAGS = ("ws", "fewshot", "gm", "naslid", "fewshot-native", "gm-native", "naslid-native")
+
+
+def find_runs(root: Path) -> dict[tuple[str, int], Path]:
+    """Finished mini runs by (tag, seed), recognised by their recorded config, not their directory name
+    (paper specs name override runs with a hash suffix); tag = strategy, + "-native" for budget=native."""
+    found = {}
+    for cfg_path in sorted(root.glob("*/config.json")):
+        rec = json.loads(cfg_path.read_text())
+        overrides = rec.get("overrides", [])
+        if rec.get("preset") != "mini" or not (cfg_path.parent / "metrics.json").exists():
+            continue
+        if overrides == [f"strategy.{rec['strategy']}.budget=native"]:
+            tag = f"{rec['strategy']}-native"
+        elif not overrides:
+            tag = rec["strategy"]
+        else:
+            continue
+        if tag in TAGS:
+            found.setdefault((tag, rec["seed"]), cfg_path.parent)
+    return found
+
+
+runs = find_runs(root)
 keys = [("kendall_tau", "tau"), ("spearman_rho", "rho"), ("kendall_tau_top5pct", "top5% tau"),
         ("kendall_tau_top1pct", "top1% tau"), ("regret", "regret")]
 rows = {}
 print("| run | steps (x ws) | " + " | ".join(k[1] for k in keys) + " | split decisions (level: edge -> groups) |")
 print("|---|---|" + "---|" * len(keys) + "---|")
-for name, tag in [(s, s) for s in ("ws", "fewshot", "gm", "naslid")] + [(f"{s}-native", f"{s}-native") for s in ("fewshot", "gm", "naslid")]:
+for tag in TAGS:
     for seed in (0, 1, 2):
-        path = root / f"{name}-nb201-mini-seed{seed}" / "metrics.json"
-        if not path.exists():
+        if (tag, seed) not in runs:
             continue
+        path = runs[tag, seed] / "metrics.json"
         m = json.loads(path.read_text())
         r = m["metrics"]
         rows.setdefault(tag, []).append([r[k] if r[k] is not None else np.nan for k, _ in keys])
@@ -33,11 +57,9 @@ for name, tag in [(s, s) for s in ("ws", "fewshot", "gm", "naslid")] + [(f"{s}-n
 print()
 taus = {}
 for tag in rows:
-    name = tag
     for seed in (0, 1, 2):
-        path = root / f"{name}-nb201-mini-seed{seed}" / "metrics.json"
-        if path.exists():
-            taus.setdefault(tag, {})[seed] = json.loads(path.read_text())["metrics"]["kendall_tau"]
+        if (tag, seed) in runs:
+            taus.setdefault(tag, {})[seed] = json.loads((runs[tag, seed] / "metrics.json").read_text())["metrics"]["kendall_tau"]
 print("| strategy | n | tau - ws tau (same seed) |")
 print("|---|---|---|")
 for tag, by_seed in taus.items():
@@ -55,12 +77,12 @@ for tag, vals in rows.items():
 print()
 print("| run | leaves | tau | mean within-sub-supernet tau | ws tau within the same groups (same seed) |")
 print("|---|---|---|---|---|")
-for s in ("fewshot", "gm", "naslid", "fewshot-native", "gm-native", "naslid-native"):
+for s in TAGS[1:]:
     for seed in (0, 1, 2):
-        p = root / f"{s}-nb201-mini-seed{seed}" / "predictions.csv"
-        w = root / f"ws-nb201-mini-seed{seed}" / "predictions.csv"
-        if not p.exists() or not w.exists():
+        if (s, seed) not in runs or ("ws", seed) not in runs:
             continue
+        p = runs[s, seed] / "predictions.csv"
+        w = runs["ws", seed] / "predictions.csv"
         a = pd.read_csv(p); b = pd.read_csv(w).set_index("index").loc[a["index"]]
         within, ws_within, weights = [], [], []
         for g, rows in a.groupby("sub_supernet"):

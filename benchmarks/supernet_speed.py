@@ -1,6 +1,6 @@
 """Supernet single-path step vs. the equivalent standalone network; training images/s; estimation archs/s.
 
-    .venv/bin/python benchmarks/supernet_speed.py [--preset mini] [--steps 20]
+    .venv/bin/python benchmarks/supernet_speed.py [--preset mini] [--steps 60]
 
 Prints ratios measured side by side in one run (target: supernet/standalone step time <= 1.05x).
 """
@@ -26,7 +26,7 @@ from harness.spaces.nb201.network import NB201Network, NetworkShape  # noqa: E40
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="mini")
-    parser.add_argument("--steps", type=int, default=20, help="optimiser steps per timed repetition")
+    parser.add_argument("--steps", type=int, default=60, help="optimiser steps per timed repetition")
     parser.add_argument("--archs", type=int, default=20, help="architectures per estimation repetition")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
