@@ -36,8 +36,8 @@ def worker(args) -> dict:
 
     from harness.data.tensors import DataConfig, DeviceData
     from harness.registry import SPACES
-    from harness.strategies.gm import gradient_similarity
-    from harness.strategies.naslid import lid_similarity
+    from harness.strategies.split.gm import gradient_similarity
+    from harness.strategies.split.naslid import lid_similarity
 
     torch.set_num_threads(1)
     torch.manual_seed(0)

@@ -15,7 +15,7 @@ from harness.run import BenchRequest, bench
 from harness.spaces.nb201.arch import NONE, OPS, Arch
 from harness.spaces.nb201.network import NB201Network, NetworkShape
 from harness.strategies.base import StrategyContext
-from harness.strategies.differentiable import gumbel_hard
+from harness.strategies.differentiable.base import gumbel_hard
 
 DIFFERENTIABLE = ("darts", "darts2", "gdas", "idarts")
 

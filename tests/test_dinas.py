@@ -10,7 +10,7 @@ from harness.registry import SPACES, STRATEGIES
 from harness.run import BenchRequest, bench
 from harness.spaces.nb201.arch import Arch
 from harness.strategies.base import StrategyContext
-from harness.strategies.dinas import DinasOptions
+from harness.strategies.dinas.strategy import DinasOptions
 
 
 @pytest.mark.parametrize("values, fragment", [

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from harness.hypergradient import ift_hypergradient, neumann_inverse_hvp
+from harness.strategies.differentiable.hypergradient import ift_hypergradient, neumann_inverse_hvp
 
 
 def _spd(n: int, low: float, high: float, seed: int) -> torch.Tensor:

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from harness.errors import HarnessError
-from harness.lid import batch_lid, lid_mle
+from harness.strategies.split.lid import batch_lid, lid_mle
 
 
 def _embed(points: torch.Tensor, ambient: int, gen: torch.Generator) -> torch.Tensor:

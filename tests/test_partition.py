@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from harness.errors import HarnessError
-from harness.partition import balanced_bipartitions, best_partition, choose_edge, score
+from harness.strategies.split.partition import balanced_bipartitions, best_partition, choose_edge, score
 
 
 def planted(groups, within=0.9, across=0.1, noise=0.02, seed=0) -> np.ndarray:

@@ -1,7 +1,7 @@
 import torch
 import torch.nn.functional as F
 
-from harness.projection import GradientBasis, InputProjector, sample_conv_patches
+from harness.strategies.dinas.projection import GradientBasis, InputProjector, sample_conv_patches
 
 
 def _gen(seed=0):

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from harness import proxies
+from harness.strategies.training_free import proxies
 from harness.errors import HarnessError
 from harness.run import BenchRequest, bench
 

@@ -11,7 +11,7 @@ from harness.registry import SPACES, STRATEGIES
 from harness.run import BenchRequest, bench
 from harness.spaces.nb201.arch import NUM_ARCHS, all_archs
 from harness.strategies.base import StrategyContext
-from harness.strategies.split import SplitStrategy, plan_segments
+from harness.strategies.split.base import SplitStrategy, plan_segments
 
 # Small criteria so the smoke runs take seconds; splits at 40% and 60% of smoke's 8 steps (steps 3 and 5).
 FAST = {

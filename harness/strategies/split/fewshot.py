@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from harness.errors import HarnessError
 from harness.registry import STRATEGIES
-from harness.strategies.split import SplitDecision, SplitOptions, SplitStrategy
+from harness.strategies.split.base import SplitDecision, SplitOptions, SplitStrategy
 
 
 @dataclass(frozen=True)

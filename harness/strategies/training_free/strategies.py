@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from harness import proxies
+from harness.strategies.training_free import proxies
 from harness.errors import HarnessError
 from harness.registry import STRATEGIES
 from harness.strategies.base import Strategy

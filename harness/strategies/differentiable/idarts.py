@@ -6,7 +6,7 @@ After every `inner_steps` (T) weight steps the weights are taken as the inner op
 
 with the inverse Hessian replaced by gamma * sum_{k=0..K} (I - gamma H)^k (K = `neumann_terms`), using
 exact Hessian-vector products by double backprop on one half-0 and one half-1 mini-batch
-(harness.hypergradient). The weights are only ever changed by the real optimiser: no perturbation is left
+(harness.strategies.differentiable.hypergradient). The weights are only ever changed by the real optimiser: no perturbation is left
 in them and no copy of the optimiser is stepped.
 """
 from __future__ import annotations
@@ -17,9 +17,9 @@ import torch
 import torch.nn.functional as F
 
 from harness.errors import HarnessError
-from harness.hypergradient import ift_hypergradient
+from harness.strategies.differentiable.hypergradient import ift_hypergradient
 from harness.registry import STRATEGIES
-from harness.strategies.differentiable import DifferentiableOptions, DifferentiableStrategy
+from harness.strategies.differentiable.base import DifferentiableOptions, DifferentiableStrategy
 
 
 @dataclass(frozen=True)

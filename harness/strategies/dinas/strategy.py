@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from harness.errors import HarnessError, one_of
-from harness.projection import GradientBasis, InputProjector, sample_conv_patches
+from harness.strategies.dinas.projection import GradientBasis, InputProjector, sample_conv_patches
 from harness.registry import STRATEGIES
 from harness.strategies.supernet import SinglePathStrategy
 

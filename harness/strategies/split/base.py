@@ -362,11 +362,11 @@ class SplitStrategy(Strategy):
 class PartitionOptions(SplitOptions):
     split_fractions: list = field(default_factory=lambda: [0.4, 0.6])  # two levels: 4 sub-supernets
     batches: int = 10  # criterion batches per edge (averaged)
-    edge_rule: str = "max_intra"  # see harness.partition
+    edge_rule: str = "max_intra"  # see harness.strategies.split.partition
 
     def validate(self) -> None:
         super().validate()
-        from harness.partition import EDGE_RULES
+        from harness.strategies.split.partition import EDGE_RULES
 
         if self.edge_rule not in EDGE_RULES:
             raise one_of("edge_rule", self.edge_rule, EDGE_RULES)
@@ -393,7 +393,7 @@ class PartitionSplit(SplitStrategy):
         """(len(ops), len(ops)) similarity of the ops on `edge`, averaged over (batch, path) pairs."""
 
     def split_decision(self, node: SubSupernet, step: int) -> SplitDecision:
-        from harness.partition import best_partition, choose_edge
+        from harness.strategies.split.partition import best_partition, choose_edge
 
         size = self.criterion_batch_size or self.ctx.data.cfg.batch_size
         batches = [self.criterion_batch(step, b, size) for b in range(self.options.batches)]

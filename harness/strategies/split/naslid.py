@@ -1,9 +1,9 @@
 """`naslid` (NAS-LID, He et al. 2022, arXiv 2211.12759): split where ops give the features different geometry.
 
 For an edge, each candidate op is forced on the same random path elsewhere; the op's profile is the vector
-of local intrinsic dimensions (harness.lid, MLE with k nearest neighbours within the batch) of the cell
+of local intrinsic dimensions (harness.strategies.split.lid, MLE with k nearest neighbours within the batch) of the cell
 outputs, layer by layer, computed without gradients. Two ops are as similar as the cosine of their LID
-vectors, averaged over batches (128 images by default). Partition and edge choice: harness.partition; the
+vectors, averaged over batches (128 images by default). Partition and edge choice: harness.strategies.split.partition; the
 default `edge_rule = "max_intra"` is the paper's "highest partition score" (one public implementation
 appears to take the largest cross-group similarity instead: `edge_rule = "max_cross"`).
 """
@@ -16,10 +16,10 @@ import numpy as np
 import torch
 
 from harness.errors import HarnessError, one_of
-from harness.lid import batch_lid
+from harness.strategies.split.lid import batch_lid
 from harness.registry import STRATEGIES
 from harness.spaces.nb201.network import Cell
-from harness.strategies.split import PartitionOptions, PartitionSplit
+from harness.strategies.split.base import PartitionOptions, PartitionSplit
 
 LAYER_CHOICES = ("cells", "all")
 

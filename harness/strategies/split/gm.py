@@ -3,7 +3,7 @@
 For an edge, each candidate op is forced on the same random path elsewhere; the gradient of the loss with
 respect to every supernet weight except that edge's own op weights (in all cells) is collected, and two ops
 are as similar as the cosine of their gradients, averaged over batches. Partition and edge choice: see
-harness.partition (GM-NAS picks the edge of lowest cut, `edge_rule = "min_cross"`, the default here).
+harness.strategies.split.partition (GM-NAS picks the edge of lowest cut, `edge_rule = "min_cross"`, the default here).
 GM-NAS re-initialises sub-supernets after a split; here that is `child_init = "reinit"` (default: inherit,
 so that equal-budget runs keep the warm-up's training).
 """
@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.registry import STRATEGIES
-from harness.strategies.split import PartitionOptions, PartitionSplit
+from harness.strategies.split.base import PartitionOptions, PartitionSplit
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Disturbance-immune weight sharing (DI-WS): the strategy and its projection maths."""

@@ -1,0 +1,1 @@
+"""Training-free baselines and the zero-cost proxies they score with."""
