@@ -56,6 +56,10 @@ class EvalConfig:
     # What a supernet's score of an architecture is: held-out accuracy, or minus the held-out cross-entropy.
     # Loss is continuous, so estimates on two disjoint image halves agree far better (see README).
     estimate_by: str = "accuracy"
+    # Architectures scored besides the scored set, disjoint from it up to isomorphism (metrics.json ->
+    # probe_metrics): any setting is chosen on these, never on the scored set's ground truth.
+    probe_archs: int = 0
+    probe_seed: int = 1
 
     def validate(self) -> None:
         from harness.evaluation import ESTIMATE_BY
@@ -65,6 +69,8 @@ class EvalConfig:
             raise one_of("eval.ground_truth", self.ground_truth, COLUMNS)
         if self.estimate_by not in ESTIMATE_BY:
             raise one_of("eval.estimate_by", self.estimate_by, ESTIMATE_BY)
+        if self.probe_archs < 0 or self.probe_archs == 1:
+            raise HarnessError(f"eval.probe_archs={self.probe_archs!r} must be 0 (none) or at least 2")
         if self.num_archs < 0 or self.num_archs == 1:
             raise HarnessError(f"eval.num_archs={self.num_archs!r} must be 0 (all) or at least 2")
 

@@ -61,7 +61,7 @@ def regret(est: np.ndarray, truth: np.ndarray, optimum: float) -> float:
 
 def bootstrap_tau_ci(est: np.ndarray, truth: np.ndarray, resamples: int = 1000, seed: int = 0) -> tuple[float, float]:
     """Percentile 95% interval of Kendall tau over architectures resampled with replacement."""
-    if len(est) < 3:
+    if len(est) < 3 or resamples < 1:
         return math.nan, math.nan
     rng = np.random.default_rng(seed)
     taus = np.empty(resamples)

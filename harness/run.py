@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 
 from harness import engine
+from harness.archsets import disjoint_archs, scored_archs
 from harness.config import Config, build_options, resolve, same_config
 from harness.data.paths import data_root
 from harness.data.tensors import DeviceData
@@ -63,16 +64,6 @@ def run_name(req: BenchRequest) -> str:
     if req.overrides:
         base += "-" + hashlib.sha256("\n".join(sorted(req.overrides)).encode()).hexdigest()[:8]
     return base
-
-
-def scored_archs(space, gt: GroundTruth, num_archs: int, arch_seed: int) -> list:
-    """The architectures every run of this eval config scores, in benchmark-index order."""
-    total = len(gt.table)
-    if num_archs == 0 or num_archs >= total:
-        indices = np.arange(total)
-    else:
-        indices = np.sort(np.random.default_rng(arch_seed).choice(total, size=num_archs, replace=False))
-    return [gt.arch_of(int(i)) for i in indices]
 
 
 def _record(cfg: Config, req: BenchRequest, device: torch.device) -> dict:
@@ -181,11 +172,16 @@ def bench(req: BenchRequest) -> dict:
         train_seconds = elapsed_before + time.time() - started
 
         archs = scored_archs(space, gt, cfg.eval.num_archs, cfg.eval.arch_seed)
+        probes = probe_set(space, gt, cfg.eval, archs)
         t0 = time.time()
-        estimates = strategy.estimate(archs)
+        together = strategy.estimate(archs + probes)  # one call: a strategy may batch its estimates
         estimate_seconds = time.time() - t0
+        estimates, probe_estimates = _split_rows(together, len(archs))
         metrics = _score(req, cfg, space, gt, archs, estimates, strategy, data, train_seconds, estimate_seconds)
         _write_predictions(run_dir / "predictions.csv", gt, archs, estimates, cfg.eval.ground_truth)
+        if probes:
+            metrics["probe_metrics"] = _probe_report(cfg, space, gt, probes, probe_estimates, req.seed)
+            _write_predictions(run_dir / "probe_predictions.csv", gt, probes, probe_estimates, cfg.eval.ground_truth)
         for hook in hooks:
             if hasattr(hook, "finish"):
                 hook.finish(run_dir)
@@ -233,6 +229,27 @@ def _score(req, cfg, space, gt, archs, estimates, strategy, data, train_seconds,
         "strategy_summary": strategy.summary(),
         "git_commit": git_state().get("commit"),
     }
+
+
+def probe_set(space, gt: GroundTruth, eval_cfg, scored: list) -> list:
+    """eval.probe_archs architectures disjoint (up to isomorphism) from the scored set: settings are chosen on
+    their ground truth, never on the scored set's."""
+    if eval_cfg.probe_archs == 0:
+        return []
+    return disjoint_archs(space, gt, eval_cfg.probe_archs, eval_cfg.probe_seed, scored, what="eval.probe_archs")
+
+
+def _split_rows(estimates: dict[str, Any], count: int) -> tuple[dict, dict]:
+    arrays = {key: np.asarray(values) for key, values in estimates.items()}
+    return {k: v[:count] for k, v in arrays.items()}, {k: v[count:] for k, v in arrays.items()}
+
+
+def _probe_report(cfg, space, gt, probes, estimates, seed: int) -> dict:
+    score = np.asarray(estimates["score"], dtype=np.float64)
+    truth = gt.values(probes, cfg.eval.ground_truth)
+    report = ranking_report(score, truth, gt.best(cfg.eval.ground_truth), [space.canonical_form(a) for a in probes], 0, seed)
+    report["probe_seed"] = cfg.eval.probe_seed
+    return report
 
 
 def _write_predictions(path: Path, gt: GroundTruth, archs, estimates: dict[str, Any], column: str) -> None:

@@ -26,4 +26,7 @@ def one_screen(m: dict) -> str:
         f"  regret          {_fmt(r['regret'], 2)} points (its truth {_fmt(r['predicted_best_truth'], 2)}, optimum {_fmt(r['optimum'], 2)})",
         f"  time            train {m['train_seconds']:.0f}s + estimate {m['estimate_seconds']:.0f}s over {m['total_steps']} steps",
     ]
+    probe = m.get("probe_metrics")
+    if probe:
+        lines.insert(3, f"  probe set       tau {_fmt(probe['kendall_tau'])} on {probe['num_archs']} other architectures (choose settings on these)")
     return "\n".join(lines)

@@ -28,6 +28,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from harness.archsets import disjoint_archs, scored_archs
 from harness.config import EvalConfig, build_feature_options
 from harness.errors import HarnessError
 from harness.fileio import atomic_write, write_json
@@ -128,25 +129,12 @@ def snapshot_steps(total: int, snapshots: int) -> list[int]:
 
 def probe_archs(space, gt: GroundTruth, count: int, seed: int, excluded: Sequence[Any]) -> list:
     """`count` architectures, distinct up to isomorphism, none of them isomorphic to an excluded one."""
-    taken = {space.canonical_form(a) for a in excluded}
-    rng = np.random.default_rng(seed)
-    chosen = []
-    for index in rng.permutation(len(gt.table)):
-        arch = gt.arch_of(int(index))
-        form = space.canonical_form(arch)
-        if form not in taken:
-            taken.add(form)
-            chosen.append(arch)
-            if len(chosen) == count:
-                return chosen
-    raise HarnessError(f"features.disturbance.num_probes={count} exceeds the architectures left outside the scored set")
+    return disjoint_archs(space, gt, count, seed, excluded, what="features.disturbance.num_probes")
 
 
 # ---- the hook --------------------------------------------------------------------------------------------
 class DisturbanceProbe:
     def __init__(self, options: DisturbanceOptions, ctx: StrategyContext, gt: GroundTruth, eval_config: EvalConfig):
-        from harness.run import scored_archs  # run imports the registries that import this module
-
         self.options = options
         self.column = eval_config.ground_truth
         excluded = scored_archs(ctx.space, gt, eval_config.num_archs, eval_config.arch_seed)
