@@ -75,6 +75,27 @@ class EvalConfig:
             raise HarnessError(f"eval.num_archs={self.num_archs!r} must be 0 (all) or at least 2")
 
 
+PRECISIONS = ("fp32", "bf16")
+
+
+@dataclass(frozen=True)
+class ComputeConfig:
+    """How the numbers are computed, as far as it changes them: part of a run's identity."""
+
+    # torch intra-op threads on CPU; the summation order (and so every trained weight) depends on it.
+    # 0 = leave torch's default, which differs between machines: presets pin it.
+    threads: int = 0
+    precision: str = "fp32"  # fp32 | bf16 (autocast on the training device)
+    channels_last: bool = False  # memory layout of conv activations
+    deterministic: bool = False  # deterministic algorithms (cuDNN, cuBLAS workspace) on CUDA
+
+    def validate(self) -> None:
+        if self.threads < 0:
+            raise HarnessError(f"compute.threads={self.threads!r} must be >= 0 (0 = torch's default)")
+        if self.precision not in PRECISIONS:
+            raise one_of("compute.precision", self.precision, PRECISIONS)
+
+
 @dataclass(frozen=True)
 class Config:
     preset: str
@@ -82,6 +103,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    compute: ComputeConfig = field(default_factory=ComputeConfig)
     # Options of each strategy, by strategy name; only the running strategy's entry is used and recorded.
     strategy: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Harness features that are not a strategy (e.g. the disturbance probe) keep their options here.
@@ -91,7 +113,7 @@ class Config:
         return dataclasses.asdict(self)
 
 
-SECTIONS = {"shape": ShapeConfig, "data": DataConfig, "train": TrainConfig, "eval": EvalConfig}
+SECTIONS = {"shape": ShapeConfig, "data": DataConfig, "train": TrainConfig, "eval": EvalConfig, "compute": ComputeConfig}
 
 
 def same_config(recorded: dict, current: dict) -> bool:

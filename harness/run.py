@@ -104,6 +104,8 @@ def bench(req: BenchRequest) -> dict:
     cfg = resolve(req.preset, req.overrides)
     options = build_options(strategy_cls.Options, cfg.strategy.get(req.strategy, {}), req.strategy)
     device = pick_device(req.device)
+    if cfg.compute.threads:
+        torch.set_num_threads(cfg.compute.threads)
     run_dir = Path(req.runs_dir) / run_name(req)
     record = _record(cfg, req, device)
 
