@@ -94,24 +94,34 @@ class Cell(nn.Module):
         result = nodes[-1]
         return torch.zeros_like(x) if result is None else result
 
-    def forward_mixed(self, x: torch.Tensor, weights: torch.Tensor, skip_zero_weights: bool = False) -> torch.Tensor:
+    def forward_mixed(
+        self, x: torch.Tensor, weights: torch.Tensor, sampled: tuple[int, ...] | None = None, scalars: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Every edge is the weighted sum of its ops (`weights[e, op]`, `none` adds zero): the DARTS cell.
 
-        With `skip_zero_weights`, ops whose weight is exactly 0 are not run (GDAS's hard one-hot forward).
-        Their weight then gets no gradient, so the caller must reach alpha through the non-zero entries
-        (the straight-through estimator does: d one_hot/d alpha = d softmax/d alpha at the sampled op).
+        With `sampled` (one op index per edge, host ints) only that op of each edge runs, weighted by its
+        entry (GDAS's hard forward); the other entries get no gradient from it. `scalars[e]`, if given, is
+        added to edge e's term as a bare scalar: AutoDL's `forward_gdas` adds the unsampled entries of the
+        one-hot row that way (value 0, gradient sum(dL/d node)), so every alpha of the edge is reached even
+        when `none` is sampled; without it this is `forward_gdas_v1`.
         """
         nodes: list[torch.Tensor | None] = [x] + [None] * (NUM_NODES - 1)
         for e, (dst, src) in enumerate(EDGES):
             inp = nodes[src]
-            if inp is None:
-                continue
-            for name, op in self.edges[e].items():
-                w = weights[e, OPS.index(name)]
-                if skip_zero_weights and not bool(w != 0):
+            if sampled is None:
+                if inp is None:
                     continue
-                out = w * op(inp)
+                for name, op in self.edges[e].items():
+                    out = weights[e, OPS.index(name)] * op(inp)
+                    nodes[dst] = out if nodes[dst] is None else nodes[dst] + out
+                continue
+            chosen = sampled[e]
+            if inp is not None and chosen != NONE:
+                out = weights[e, chosen] * self.edges[e][OPS[chosen]](inp)
                 nodes[dst] = out if nodes[dst] is None else nodes[dst] + out
+            if scalars is not None:
+                # A node fed only by scalars (every input `none`) is still a feature map, of value zero.
+                nodes[dst] = torch.zeros_like(x) + scalars[e] if nodes[dst] is None else nodes[dst] + scalars[e]
         result = nodes[-1]
         return torch.zeros_like(x) if result is None else result
 
@@ -169,13 +179,30 @@ class NB201Network(nn.Module):
         x = self.head(x).mean(dim=(2, 3))
         return self.classifier(x)
 
-    def forward_mixed(self, x: torch.Tensor, weights: torch.Tensor, skip_zero_weights: bool = False) -> torch.Tensor:
-        """The continuous relaxation on the same modules: `weights` is (edges x ops), shared by every cell."""
+    def forward_mixed(
+        self, x: torch.Tensor, weights: torch.Tensor, sampled=None, unsampled_as_scalars: bool = False
+    ) -> torch.Tensor:
+        """The continuous relaxation on the same modules: `weights` is (edges x ops), shared by every cell.
+
+        `sampled` (one op index per edge, known on the host) runs only those ops (GDAS); with
+        `unsampled_as_scalars` the other entries of each row are added as scalars (see Cell.forward_mixed).
+        """
         if tuple(weights.shape) != (NUM_EDGES, len(OPS)):
             raise HarnessError(f"mixed-op weights have shape {tuple(weights.shape)}; expected ({NUM_EDGES}, {len(OPS)})")
+        scalars = None
+        if sampled is not None:
+            sampled = tuple(int(op) for op in sampled)
+            if len(sampled) != NUM_EDGES or any(not 0 <= op < len(OPS) for op in sampled):
+                raise HarnessError(f"sampled ops {sampled} must be {NUM_EDGES} op indices in 0..{len(OPS) - 1}")
+            if unsampled_as_scalars:
+                others = torch.ones_like(weights)
+                others[torch.arange(NUM_EDGES), torch.tensor(sampled)] = 0  # host indices: no device sync
+                scalars = (weights * others).sum(dim=1)
+        elif unsampled_as_scalars:
+            raise HarnessError("unsampled_as_scalars needs the sampled op of every edge (sampled=...)")
         x = self.stem(x)
         for layer in self.layers:
-            x = layer.forward_mixed(x, weights, skip_zero_weights) if isinstance(layer, Cell) else layer(x)
+            x = layer.forward_mixed(x, weights, sampled, scalars) if isinstance(layer, Cell) else layer(x)
         x = self.head(x).mean(dim=(2, 3))
         return self.classifier(x)
 

@@ -74,8 +74,6 @@ class DifferentiableStrategy(Strategy):
 
     Options = DifferentiableOptions
     mechanism = ""
-    # GDAS runs only the sampled op of each edge; DARTS runs them all.
-    skip_zero_weights = False
     # DARTS steps alpha before the weights in each iteration; iDARTS after its inner weight steps.
     arch_step_first = True
 
@@ -98,12 +96,17 @@ class DifferentiableStrategy(Strategy):
         self._gt = None
 
     # ---- op weights and losses -------------------------------------------------------------------
-    def mixing_weights(self, step: int, purpose: int) -> torch.Tensor:
-        """(edges x ops) weights of the mixed forward, differentiable in alpha. purpose: 0 weight step, 1 arch step."""
-        return F.softmax(self.alpha, dim=-1)
+    def mixing(self, step: int, purpose: int) -> tuple[torch.Tensor, tuple[int, ...] | None]:
+        """(edges x ops) weights of the mixed forward, differentiable in alpha, and the sampled op per edge
+        (None: every op runs, as in DARTS). purpose: 0 weight step, 1 arch step."""
+        return F.softmax(self.alpha, dim=-1), None
 
-    def loss_at(self, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(self.supernet.forward_mixed(x, weights, self.skip_zero_weights), y)
+    def loss_at(self, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor, sampled=None) -> torch.Tensor:
+        logits = self.supernet.forward_mixed(x, weights, sampled, self.unsampled_as_scalars and sampled is not None)
+        return F.cross_entropy(logits, y)
+
+    # AutoDL's forward_gdas adds the unsampled one-hot entries as scalars; only a sampling strategy sets it.
+    unsampled_as_scalars = False
 
     def current_lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
@@ -111,9 +114,10 @@ class DifferentiableStrategy(Strategy):
     # ---- the two updates -------------------------------------------------------------------------
     def alpha_gradient(self, step: int, train: tuple, val: tuple) -> torch.Tensor:
         """First order (DARTS-V1, GDAS): d L_val / d alpha at the current weights."""
-        loss = self.loss_at(*val, self.mixing_weights(step, 1))
+        loss = self.loss_at(*val, *self.mixing(step, 1))
         (grad,) = torch.autograd.grad(loss, [self.alpha], allow_unused=True)
-        # A GDAS sample whose cell output is zero (every path to the output is `none`) does not depend on alpha.
+        # A forward_gdas_v1 sample whose cell output is zero (every path to the output is `none`) does not
+        # depend on alpha.
         return torch.zeros_like(self.alpha) if grad is None else grad
 
     def architecture_step(self, step: int, train: tuple, val: tuple) -> None:
@@ -124,7 +128,8 @@ class DifferentiableStrategy(Strategy):
 
     def weight_step(self, step: int, train: tuple) -> float:
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self.loss_at(*train, self.mixing_weights(step, 0).detach())
+        weights, sampled = self.mixing(step, 0)
+        loss = self.loss_at(*train, weights.detach(), sampled)
         loss.backward()
         clip_gradients(self.params, self.ctx.train.grad_clip)
         self.optimizer.step()
@@ -167,6 +172,9 @@ class DifferentiableStrategy(Strategy):
         return self._gt
 
     def extra_record(self, step: int) -> dict:
+        return {}
+
+    def extra_summary(self) -> dict:
         return {}
 
     def _record(self, step: int) -> None:
@@ -216,6 +224,7 @@ class DifferentiableStrategy(Strategy):
             "alpha": self.alpha.detach().cpu().tolist(),
             "ops": list(OPS),
             "history": self.history,
+            **self.extra_summary(),
         }
 
     def state_dict(self) -> dict:
@@ -311,17 +320,26 @@ class Darts2(DifferentiableStrategy):
         return torch.autograd.grad(loss, [self.alpha])[0]
 
 
+GDAS_FORWARDS = ("reference", "v1")
+
+
 @dataclass(frozen=True)
 class GdasOptions(DifferentiableOptions):
     # NB201's GDAS setting: temperature annealed linearly from 10 to 0.1 over the search.
     tau_max: float = 10.0
     tau_min: float = 0.1
+    # "reference": AutoDL's forward_gdas, behind NB201's published 93.61 -- the unsampled one-hot entries of
+    # each edge are added as scalars (value 0), so every alpha of an edge gets a gradient, `none` sampled or
+    # not. "v1": forward_gdas_v1, only the sampled op's entry (an edge that samples `none` gets none).
+    forward: str = "reference"
 
     def validate(self) -> None:
         super().validate()
         _positive(tau_min=self.tau_min)
         if self.tau_max < self.tau_min:
             raise HarnessError(f"strategy.gdas.tau_max={self.tau_max!r} must be >= tau_min={self.tau_min!r}")
+        if self.forward not in GDAS_FORWARDS:
+            raise one_of("strategy.gdas.forward", self.forward, GDAS_FORWARDS)
 
 
 @STRATEGIES.register("gdas")
@@ -334,13 +352,16 @@ class Gdas(DifferentiableStrategy):
         "GDAS: hard one-hot Gumbel-softmax sample per edge forward (only the sampled op runs), straight-through "
         "soft gradient backward, temperature annealed linearly"
     )
-    skip_zero_weights = True
+
+    @property
+    def unsampled_as_scalars(self) -> bool:
+        return self.options.forward == "reference"
 
     def temperature(self, step: int) -> float:
         o = self.options
         return o.tau_max - (o.tau_max - o.tau_min) * step / max(1, self.training_steps() - 1)
 
-    def mixing_weights(self, step: int, purpose: int) -> torch.Tensor:
+    def mixing(self, step: int, purpose: int) -> tuple[torch.Tensor, tuple[int, ...]]:
         return gumbel_hard(self.alpha, self.temperature(step), self._generator(step, purpose))
 
     def _generator(self, step: int, purpose: int) -> torch.Generator:
@@ -350,11 +371,16 @@ class Gdas(DifferentiableStrategy):
     def extra_record(self, step: int) -> dict:
         return {"temperature": self.temperature(min(step, self.training_steps() - 1))}
 
+    def extra_summary(self) -> dict:
+        return {"gdas_forward": "forward_gdas" if self.unsampled_as_scalars else "forward_gdas_v1"}
 
-def gumbel_hard(alpha: torch.Tensor, tau: float, generator: torch.Generator) -> torch.Tensor:
-    """One-hot rows (exactly 0 / 1 in value) whose gradient is that of softmax((log_softmax(alpha) + g) / tau)."""
+
+def gumbel_hard(alpha: torch.Tensor, tau: float, generator: torch.Generator) -> tuple[torch.Tensor, tuple[int, ...]]:
+    """One-hot rows (exactly 0 / 1 in value) whose gradient is that of softmax((log_softmax(alpha) + g) / tau),
+    and the sampled op of each row, on the host (one transfer per sample instead of one per op and cell)."""
     gumbel = -torch.empty(alpha.shape).exponential_(generator=generator).log().to(alpha.device)
     soft = F.softmax((F.log_softmax(alpha, dim=-1) + gumbel) / tau, dim=-1)
-    hard = F.one_hot(soft.argmax(dim=-1), alpha.shape[-1]).to(soft.dtype)
+    index = soft.argmax(dim=-1)
+    hard = F.one_hot(index, alpha.shape[-1]).to(soft.dtype)
     # soft - soft.detach() is exactly zero in value, so the forward weights are exactly one-hot.
-    return hard + (soft - soft.detach())
+    return hard + (soft - soft.detach()), tuple(index.tolist())
