@@ -16,8 +16,8 @@ from harness.strategies.split.base import SplitStrategy, plan_segments
 # Small criteria so the smoke runs take seconds; splits at 40% and 60% of smoke's 8 steps (steps 3 and 5).
 FAST = {
     "fewshot": ("strategy.fewshot.split_fractions=[0.4, 0.6]",),
-    "gm": ("strategy.gm.batches=1",),
-    "naslid": ("strategy.naslid.batches=1", "strategy.naslid.batch_size=32", "strategy.naslid.k=5"),
+    "gm": ("strategy.gm.repeats=1",),
+    "naslid": ("strategy.naslid.repeats=1", "strategy.naslid.batch_size=32", "strategy.naslid.k=5"),
 }
 
 
@@ -188,3 +188,41 @@ def test_learning_rate_after_a_split(data_dir, mode):
     base, floor, total = s.ctx.train.lr, s.ctx.train.lr_min, s.ctx.total_steps
     expected = floor + (base - floor) * 0.5 * (1 + math.cos(math.pi * 4 / total)) if mode == "continue" else base
     assert lr == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("layers,count", [("cells+reductions", 17), ("cells", 15), ("all", 18)])
+def test_naslid_profile_covers_the_search_cells_and_reduction_blocks_at_n5(layers, count):
+    from harness.spaces.nb201.arch import Arch
+    from harness.spaces.nb201.network import NB201Network, NetworkShape
+    from harness.strategies.split.naslid import feature_layers, lid_profiles
+
+    net = NB201Network(NetworkShape(channels=4, cells_per_stage=5))
+    keep = feature_layers(net, layers)
+    assert len(keep) == count
+    kinds = [type(net.layers[i - 1]).__name__ if i else "stem" for i in keep]
+    assert kinds.count("ResBlock") == (0 if layers == "cells" else 2) and ("stem" in kinds) == (layers == "all")
+    x = torch.randn(12, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    profile = lid_profiles(net.eval(), 0, [1, 2, 3], x, Arch((3,) * 6), k=4, layers=layers)
+    assert profile.shape == (3, count) and bool(torch.isfinite(profile).all())
+
+
+def test_naslid_default_layers_and_gm_default_repeats_are_the_references(data_dir):
+    from harness.strategies.split.gm import GMOptions
+    from harness.strategies.split.naslid import NASLIDOptions
+
+    assert NASLIDOptions().layers == "cells+reductions"
+    assert GMOptions().repeats == 100  # WS-GM/nasbench201/train_search.py: repeat = 100
+    with pytest.raises(HarnessError, match="repeats=0 must be a positive integer"):
+        build(data_dir, "gm", ("strategy.gm.repeats=0",))
+    with pytest.raises(HarnessError, match="batches"):  # the old name of `repeats` is refused, not silently ignored
+        build(data_dir, "gm", ("strategy.gm.batches=3",))
+
+
+@pytest.mark.parametrize("name", ["gm", "naslid"])
+def test_criterion_settings_are_recorded(env_data, tmp_path, name):
+    metrics, _ = _bench(tmp_path, name)
+    criterion = metrics["strategy_summary"]["criterion"]
+    assert criterion["repeats"] == 1 and criterion["edge_rule"] == ("min_cross" if name == "gm" else "max_intra")
+    if name == "naslid":
+        # smoke: N = 1 cell per stage -> 3 cells + 2 reduction blocks
+        assert criterion["layers"] == "cells+reductions" and criterion["lid_features"] == 5 and criterion["k"] == 5

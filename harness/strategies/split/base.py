@@ -361,7 +361,9 @@ class SplitStrategy(Strategy):
 @dataclass(frozen=True)
 class PartitionOptions(SplitOptions):
     split_fractions: list = field(default_factory=lambda: [0.4, 0.6])  # two levels: 4 sub-supernets
-    batches: int = 10  # criterion batches per edge (averaged)
+    # Criterion repeats per edge, averaged: one repeat = one fresh training batch and one path sampled
+    # inside the leaf's mask, on which every op of the edge is forced in turn (GM-NAS's `repeat`).
+    repeats: int = 10
     edge_rule: str = "max_intra"  # see harness.strategies.split.partition
 
     def validate(self) -> None:
@@ -370,8 +372,8 @@ class PartitionOptions(SplitOptions):
 
         if self.edge_rule not in EDGE_RULES:
             raise one_of("edge_rule", self.edge_rule, EDGE_RULES)
-        if self.batches < 1:
-            raise HarnessError(f"batches={self.batches!r} must be >= 1")
+        if not isinstance(self.repeats, int) or isinstance(self.repeats, bool) or self.repeats < 1:
+            raise HarnessError(f"repeats={self.repeats!r} must be a positive integer")
 
 
 class PartitionSplit(SplitStrategy):
@@ -396,7 +398,7 @@ class PartitionSplit(SplitStrategy):
         from harness.strategies.split.partition import best_partition, choose_edge
 
         size = self.criterion_batch_size or self.ctx.data.cfg.batch_size
-        batches = [self.criterion_batch(step, b, size) for b in range(self.options.batches)]
+        batches = [self.criterion_batch(step, b, size) for b in range(self.options.repeats)]
         net = node.supernet
         # Probing in train mode would move running BN statistics ("running" bn_mode); put them back after.
         saved = {name: b.clone() for name, b in net.named_buffers()}
@@ -423,3 +425,10 @@ class PartitionSplit(SplitStrategy):
         edge = choose_edge(partitions, self.options.edge_rule)
         groups = [tuple(node.mask[edge][i] for i in g) for g in partitions[edge].groups]
         return SplitDecision(edge, groups, {"rule": self.options.edge_rule, "edges": per_edge})
+
+    def summary(self) -> dict:
+        return {**super().summary(), "criterion": self.criterion_record()}
+
+    def criterion_record(self) -> dict:
+        return {"repeats": self.options.repeats, "edge_rule": self.options.edge_rule,
+                "batch_size": self.criterion_batch_size or self.ctx.data.cfg.batch_size}

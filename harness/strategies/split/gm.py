@@ -2,7 +2,9 @@
 
 For an edge, each candidate op is forced on the same random path elsewhere; the gradient of the loss with
 respect to every supernet weight except that edge's own op weights (in all cells) is collected, and two ops
-are as similar as the cosine of their gradients, averaged over batches. Partition and edge choice: see
+are as similar as the cosine of their gradients, averaged over `repeats` (batch, path) draws -- 100 in
+the reference (WS-GM/nasbench201/train_search.py: `repeat = 100`, each a fresh training batch and a fresh
+single path). Partition and edge choice: see
 harness.strategies.split.partition (GM-NAS picks the edge of lowest cut, `edge_rule = "min_cross"`, the default here).
 GM-NAS re-initialises sub-supernets after a split; here that is `child_init = "reinit"` (default: inherit,
 so that equal-budget runs keep the warm-up's training).
@@ -23,6 +25,7 @@ from harness.strategies.split.base import PartitionOptions, PartitionSplit
 @dataclass(frozen=True)
 class GMOptions(PartitionOptions):
     edge_rule: str = "min_cross"
+    repeats: int = 100  # the reference's count
 
 
 def shared_parameters(net, edge: int) -> list[torch.nn.Parameter]:

@@ -12,8 +12,10 @@ one edge. Across edges the two differ, so the edge choice is an explicit rule:
              ("select the layer with the highest partition score");
   min_cross  the edge whose best partition has the lowest cut, i.e. separates its ops most -- GM-NAS's
              min-cut rule;
-  max_cross  the edge with the *largest* cross-group similarity: what one public NAS-LID implementation
-             appears to do, which looks inverted relative to the paper; kept only to measure its effect.
+  max_cross  the edge with the *largest* cross-group similarity, what one public NAS-LID implementation
+             appears to do. It is not the inverse of max_intra: an edge whose ops are all alike scores high
+             on both, and on the recorded mini decisions the two picked the same edge every time -- both
+             choose the edge whose ops are most alike, the opposite of GM-NAS's min_cross.
 """
 from __future__ import annotations
 
