@@ -27,9 +27,35 @@ def test_top_fraction_tau_uses_the_true_top():
     est[-5:] = est[-5:][::-1]  # the true top 5 are predicted in reverse order
     tau, n = m.top_fraction_tau(est, truth, 0.05)
     assert n == 5 and tau == pytest.approx(-1)
+    assert m.top_fraction_rho(est, truth, 0.05) == (pytest.approx(-1), 5)
     assert m.kendall_tau(est, truth) > 0.9
-    tau, n = m.top_fraction_tau(est, truth, 0.005)  # 0.5 of one architecture -> 1 -> undefined
-    assert n == 1 and math.isnan(tau)
+    tau, n = m.top_fraction_tau(est, truth, 0.005)  # 0.5 of one architecture -> floor -> 0 -> undefined
+    assert n == 0 and math.isnan(tau)
+
+
+def test_top_fraction_sizes_are_the_literatures_floors():
+    # NB201's whole space: 15,625 x 0.2% = 31.25 -> 31, x 0.5% = 78.125 -> 78, x 1% = 156.25 -> 156.
+    assert [m.top_fraction_size(f, 15625) for f in (0.002, 0.005, 0.01, 0.05)] == [31, 78, 156, 781]
+    # mini's 500: 1.0 -> 1, 2.5 -> 2, 5.0 -> 5, 25.0 -> 25 (whole products must not floor one below).
+    assert [m.top_fraction_size(f, 500) for f in (0.002, 0.005, 0.01, 0.05)] == [1, 2, 5, 25]
+    assert m.top_fraction_size(0.01, 6466) == 64  # de-isomorphic NB201: 64.66 -> 64
+
+
+def test_report_has_tau_rho_and_sizes_of_every_top_subset():
+    truth = np.arange(1000, dtype=float)
+    est = truth.copy()
+    est[-10:] = np.array([9, 8, 7, 6, 5, 4, 3, 2, 1, 0.0]) + 990  # top 1% (10) reversed
+    est[-5:] = est[-5:][[1, 0, 2, 3, 4]]  # ...and within the top 0.5% (5): one adjacent swap of the reversal
+    report = m.ranking_report(est, truth, optimum=999, bootstrap=0)
+    assert (report["n_top0.2pct"], report["n_top0.5pct"], report["n_top1pct"], report["n_top5pct"]) == (2, 5, 10, 50)
+    # top 1% = truth 990..999, est ranks 10 9 8 7 6 4 5 3 2 1: one concordant pair of 45,
+    # rank differences -9 -7 -5 -3 -1 2 2 5 7 9 (squares sum to 328).
+    assert report["kendall_tau_top1pct"] == pytest.approx((1 - 44) / 45)
+    assert report["spearman_rho_top1pct"] == pytest.approx(1 - 6 * 328 / (10 * 99))
+    # top 0.5% = truth 995..999, est ranks 4 5 3 2 1: 1 concordant, 9 discordant; differences -3 -3 0 2 4.
+    assert report["kendall_tau_top0.5pct"] == pytest.approx(-0.8)
+    assert report["spearman_rho_top0.5pct"] == pytest.approx(1 - 6 * 38 / (5 * 24))
+    assert report["kendall_tau_top5pct"] > 0.5  # the other 40 of the top 50 are in order
 
 
 def test_precision_at_k_and_best_true_rank():
