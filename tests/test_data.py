@@ -68,8 +68,23 @@ def test_batches_are_a_function_of_seed_and_step(env_data):
     x2, y2 = data.train_batch(3, 7)
     assert torch.equal(x1, x2) and torch.equal(y1, y2)
     assert not torch.equal(data.train_batch(4, 7)[0], x1)
-    epoch_rows = torch.cat([data.train_batch(0, s)[1] for s in range(4)])
-    assert len(epoch_rows) == 200  # one epoch covers every training image once (labels as a proxy count)
+
+
+@pytest.mark.parametrize("epoch", [0, 1])
+def test_an_epoch_draws_every_training_row_exactly_once(env_data, epoch):
+    data = DeviceData(DataConfig(resolution=8, holdout_images=100, train_images=200, batch_size=50, eval_images=100, augment=False))
+    # Without augmentation a batch is train_x[rows]: find each image's row by exact equality.
+    flat = data.train_x.flatten(1)
+    assert len(torch.unique(flat, dim=0)) == 200  # every training image is distinguishable
+    rows = []
+    for step in range(epoch * data.steps_per_epoch, (epoch + 1) * data.steps_per_epoch):
+        x, y = data.train_batch(0, step)
+        match = (x.flatten(1)[:, None, :] == flat[None, :, :]).all(dim=-1)  # (batch, train rows)
+        assert torch.equal(match.sum(dim=1), torch.ones(len(x), dtype=torch.long))
+        batch_rows = match.float().argmax(dim=1)
+        assert torch.equal(y, data.train_y[batch_rows])
+        rows.extend(batch_rows.tolist())
+    assert data.steps_per_epoch == 4 and sorted(rows) == list(range(200))
 
 
 def test_augment_is_a_shifted_possibly_flipped_window():

@@ -54,6 +54,42 @@ def test_supernet_path_equals_standalone_with_the_same_weights():
         assert torch.allclose(alone(x), supernet(x, arch), atol=1e-6)
 
 
+def test_running_bn_supernet_path_equals_standalone_in_eval_only_with_its_buffers():
+    """bn_mode="running": BN normalises with the batch in train mode and with running statistics in eval
+    mode. A supernet's running statistics are accumulated over every path that used the op, so the
+    standalone net equals the supernet path in eval mode when it receives the weights AND the buffers;
+    with the weights alone (its own fresh statistics) it does not. In train mode both use batch statistics
+    and agree either way."""
+    torch.manual_seed(0)
+    shape = NetworkShape(channels=4, cells_per_stage=2, num_classes=10, bn_mode="running")
+    supernet = NB201Network(shape)
+    supernet.train()
+    with torch.no_grad():
+        for code in (7, 1234, 9876, 15000):  # move the running statistics away from their initial values
+            supernet(torch.randn(8, 3, 16, 16), Arch.from_code(code))
+    supernet.eval()
+    x = torch.randn(8, 3, 16, 16)
+    state = supernet.state_dict()
+    weights_only = {name: p for name, p in supernet.named_parameters()}
+    for ops in [(3, 3, 4, 1, 3, 1), (2, 4, 0, 3, 1, 2)]:
+        arch = Arch(ops)
+        alone = Standalone(arch, shape, cell_affine=True)
+        missing, _ = alone.net.load_state_dict(state, strict=False)
+        assert not missing  # weights and running buffers all exist, under the same names
+        alone.eval()
+        with torch.no_grad():
+            assert torch.allclose(alone(x), supernet(x, arch), atol=1e-6)
+        fresh = Standalone(arch, shape, cell_affine=True)
+        missing, _ = fresh.net.load_state_dict(weights_only, strict=False)
+        assert missing and all(k.endswith(("running_mean", "running_var", "num_batches_tracked")) for k in missing)
+        fresh.eval()
+        with torch.no_grad():
+            assert not torch.allclose(fresh(x), supernet(x, arch), atol=1e-3)
+            fresh.train(), supernet.train()
+            assert torch.allclose(fresh(x), supernet(x, arch), atol=1e-6)
+            supernet.eval()
+
+
 def _naive_cell_output(cell, x, ops):
     """Every edge computed, no dead-edge pruning: the definition of the cell."""
     nodes = [x]
