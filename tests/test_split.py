@@ -70,6 +70,7 @@ def test_masks_route_every_architecture_to_exactly_one_sub_supernet(data_dir, na
 
 @pytest.mark.parametrize("name", ["gm", "naslid"])
 def test_criterion_leaves_weights_and_running_stats_untouched(data_dir, name):
+    torch.manual_seed(0)
     strategy = build(data_dir, name, ("shape.bn_mode=running",))
     for step in range(3):
         strategy.train_step(step, *strategy.ctx.data.train_batch(0, step))
@@ -82,7 +83,8 @@ def test_criterion_leaves_weights_and_running_stats_untouched(data_dir, name):
     assert sorted(len(g) for g in decision.groups) == [2, 3]
     for edge in decision.details["edges"].values():
         sim = torch.tensor(edge["similarity"])
-        assert torch.allclose(sim, sim.T) and torch.allclose(sim.diagonal(), torch.ones(5), atol=1e-6)
+        # recorded rounded to 6 decimals, so symmetric to within 1e-6
+        assert torch.allclose(sim, sim.T, rtol=0, atol=2e-6) and torch.allclose(sim.diagonal(), torch.ones(5), atol=1e-6)
 
 
 def test_bad_options_fail_in_one_line(data_dir):
