@@ -154,7 +154,7 @@ def _central_difference(f, alpha: torch.Tensor, entries, h: float) -> torch.Tens
         for shifted in (original + h, original - h):
             with torch.no_grad():
                 alpha[e, o] = shifted
-            values.append(float(f()))
+            values.append(float(f().detach()))
         with torch.no_grad():
             alpha[e, o] = original
         out.append((values[0] - values[1]) / (2 * h))
