@@ -151,3 +151,17 @@ def test_real_smoke_comparison_prints_tables_and_writes_the_figure(env_data, tmp
     assert "### Per strategy" in out and "params - ws" in out and (tmp_path / "out" / "compare.png").is_file()
     # a second call finds the runs and runs nothing again
     assert main(args) == 0
+
+
+def test_tables_mark_single_seed_rows_as_without_interval():
+    from harness.reports.collect import COLUMNS
+    from harness.reports.tables import aggregate, display
+
+    def row(strategy, seed):
+        r = dict.fromkeys(COLUMNS)
+        r.update(state="complete", strategy=strategy, space="nb201", preset="mini", seed=seed, overrides="",
+                 config_digest="abc", kendall_tau=0.3 + seed / 10, total_steps=10)
+        return r
+
+    shown = display(aggregate(pd.DataFrame([row("ws", 0), row("ws", 1), row("dinas", 0)], columns=COLUMNS))).set_index("strategy")
+    assert shown.loc["dinas", "n"] == "1 (0) n=1, no interval" and shown.loc["ws", "n"] == "2 (0,1)"
