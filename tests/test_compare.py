@@ -140,6 +140,8 @@ def test_cli_rejects_bad_input_before_running(tmp_path, monkeypatch, capsys):
     assert main(["compare", "--strategies", "ws,params", "--reference", "dinas", "--preset", "smoke"]) == 2
     assert main(["compare", "--strategies", "ws", "--variants", "x=ws:train.lr=-1", "--preset", "smoke"]) == 2
     assert "train.lr" in capsys.readouterr().err
+    assert main(["compare", "--strategies", "ws", "--variants", "x=dinas:strategy.dinas.variant=bogus", "--preset", "smoke"]) == 2
+    assert "bogus" in capsys.readouterr().err
     assert ran == []
 
 

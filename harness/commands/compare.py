@@ -24,7 +24,7 @@ class Compare:
     @staticmethod
     def add_arguments(parser) -> None:
         parser.add_argument("--strategies", default="", help="comma-separated strategies, each its own variant (e.g. ws,dinas)")
-        parser.add_argument("--variants", nargs="+", default=[], metavar="LABEL=STRATEGY[:K=V...]", help=VARIANT_HELP)
+        parser.add_argument("--variants", nargs="+", action="extend", default=[], metavar="LABEL=STRATEGY[:K=V...]", help=VARIANT_HELP)
         parser.add_argument("--seeds", default="0-4", help="seeds: N, N-M, or a comma list (default 0-4)")
         parser.add_argument("--preset", default="mini")
         parser.add_argument("--space", default="nb201")
@@ -49,11 +49,11 @@ class Compare:
         for name, value in (("--bootstrap", args.bootstrap), ("--arch-bootstrap", args.arch_bootstrap)):
             if value < 1:
                 raise HarnessError(f"{name}={value} must be >= 1")
-        from harness.config import resolve
+        from harness.config import build_options, resolve
         from harness.registry import STRATEGIES
         for v in variants:  # every name and override is checked before any run starts
-            STRATEGIES.get(v.strategy)
-            resolve(args.preset, tuple(args.overrides) + v.overrides)
+            cfg = resolve(args.preset, tuple(args.overrides) + v.overrides)
+            build_options(STRATEGIES.get(v.strategy).Options, cfg.strategy.get(v.strategy, {}), v.strategy)
         labels = "_".join(v.label for v in variants)
         out = args.out or TABLES_DIR / re.sub(r"[^A-Za-z0-9_.+-]", "-", f"compare-{labels}-{args.preset}-s{args.seeds}")
         cells = make_cells(variants, seeds, args.preset, args.space, args.overrides)
