@@ -54,3 +54,15 @@ regress: setup
 
 rebaseline: setup
 	$(PY) -m harness rebaseline $(ARGS)
+
+# Verdicts with uncertainty: make compare STRATEGIES=ws,dinas SEEDS=0-4 [PRESET=mini] [ARGS='--variants ctl=ws:train.lr=0.015'].
+# The gate's own test: make regress-selftest plants known regressions and shows the gate catches each.
+STRATEGIES ?= ws,dinas
+SEEDS ?= 0-4
+.PHONY: compare regress-selftest
+
+compare: setup
+	$(PY) -m harness compare --strategies $(STRATEGIES) --seeds $(SEEDS) --preset $(PRESET) $(ARGS)
+
+regress-selftest: setup
+	$(PY) -m harness regress-selftest $(ARGS)

@@ -122,7 +122,8 @@ def display(table: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame({
         "strategy": table["strategy"],
         "preset": [preset_label(row, configs.iloc[i] > 1) for i, (_, row) in enumerate(table.iterrows())],
-        "n": [f"{n} ({seeds})" if seeds else str(n) for n, seeds in zip(table["n"], table["seeds"])],
+        "n": [(f"{n} ({seeds})" if seeds else str(n)) + (" n=1, no interval" if n == 1 else "")
+              for n, seeds in zip(table["n"], table["seeds"])],
     })
     if table["space"].nunique() > 1:
         out.insert(1, "space", table["space"])
@@ -182,8 +183,9 @@ def write_tables(runs: pd.DataFrame, out: Path, registered: list[str] | None = N
         "all_runs": out / "all_runs.csv",
     }
     parts = ["## Ranking quality by strategy and preset", "", to_markdown(shown)]
-    parts.append(f"mean ± std over seeds (sample std, n-1); n = seeds (which). "
-                 f"Remarks flag a weight-sharing strategy whose tau is below `{BASELINE}` (parameter count) on the same preset.")
+    parts.append(f"mean ± std over seeds (sample std, n-1): a spread, not an interval; n = seeds (which). "
+                 f"Remarks flag a weight-sharing strategy whose mean tau is below `{BASELINE}` (parameter count) on the same "
+                 f"preset, without a test. For 95% intervals and paired differences between strategies: `python -m harness compare`.")
     if registered is not None:
         ran = set(table["strategy"]) if len(table) else set()
         missing = [s for s in registered if s not in ran]

@@ -1,0 +1,195 @@
+"""`make regress-selftest`: plant known regressions and show that the gate fails each and passes clean code.
+
+Test-only registry of planted faults. None edits a source file: each is a config override, or a patch
+applied by monkeypatching inside the worker process that runs the affected runs (spawned here, so a
+patch never leaks into a clean run), and undone afterwards. The faults:
+
+* sampler_gap   -- the path sampler never picks nor_conv_3x3 on edge 1<-0 (it picks avg_pool_3x3 instead,
+                   same random numbers consumed), so those weights stay at their initialisation;
+* bn_running    -- estimation normalises with (never-updated) running statistics instead of the batch
+                   statistics the supernet was trained with: the wrong BN mode at estimation;
+* lr_tenth      -- train.lr x 0.1 (a config override);
+* no_projection -- dinas's projection step does nothing (dinas degenerates to ws).
+
+Each fault runs only its target strategies on the gate's seeds; the other gated strategies keep their
+clean outcomes, so the gate sees exactly one thing changed, as a real regression would.
+"""
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, ContextManager, Sequence
+
+from harness import regression
+from harness.config import resolve
+from harness.errors import HarnessError
+from harness.fileio import read_json
+from harness.regression import Outcome
+from harness.sweep import Cell, CellResult
+
+
+@contextlib.contextmanager
+def _patched(owner, name: str, value):
+    original = getattr(owner, name)
+    setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        setattr(owner, name, original)
+
+
+def _sampler_gap() -> ContextManager:
+    from harness.spaces.nb201 import NB201Space
+    from harness.spaces.nb201.arch import CONV3, POOL, Arch
+
+    original = NB201Space.sample
+
+    def sample(self, rng, allowed=None):
+        arch = original(self, rng, allowed)
+        ops = list(arch.ops)
+        if ops[0] == CONV3:
+            ops[0] = POOL
+        return Arch(tuple(ops))
+
+    return _patched(NB201Space, "sample", sample)
+
+
+def _bn_running() -> ContextManager:
+    import torch
+    from harness.strategies import supernet
+
+    original = supernet.evaluate_archs
+
+    def evaluate_archs(forward, archs, batches, progress=False, desc="estimate"):
+        bns = [m for m in forward.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)] \
+            if isinstance(forward, torch.nn.Module) else []
+        saved = [(m.track_running_stats, m.running_mean, m.running_var, m.num_batches_tracked) for m in bns]
+        for m in bns:  # fresh, never-updated running statistics, used in eval mode
+            m.track_running_stats = True
+            m.running_mean = torch.zeros(m.num_features, device=next(forward.parameters()).device)
+            m.running_var = torch.ones_like(m.running_mean)
+            m.num_batches_tracked = torch.zeros((), dtype=torch.long)
+        try:
+            return original(forward, archs, batches, progress, desc)
+        finally:
+            for m, (track, mean, var, count) in zip(bns, saved):
+                m.track_running_stats, m.running_mean, m.running_var, m.num_batches_tracked = track, mean, var, count
+
+    return _patched(supernet, "evaluate_archs", evaluate_archs)
+
+
+def _no_projection() -> ContextManager:
+    from harness.strategies.dinas.strategy import DisturbanceImmune
+    from harness.strategies.supernet import SinglePathStrategy
+
+    return _patched(DisturbanceImmune, "before_optimizer_step", SinglePathStrategy.before_optimizer_step)
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    description: str
+    targets: tuple[str, ...]
+    patch: Callable[[], ContextManager] | None = None
+    lr_factor: float | None = None
+
+    def overrides(self, preset: str) -> tuple[str, ...]:
+        if self.lr_factor is None:
+            return ()
+        return (f"train.lr={resolve(preset).train.lr * self.lr_factor!r}",)
+
+    def applied(self) -> ContextManager:
+        return self.patch() if self.patch else contextlib.nullcontext()
+
+
+FAULTS = {f.name: f for f in (
+    Fault("sampler_gap", "sampler never picks nor_conv_3x3 on edge 1<-0", ("ws",), _sampler_gap),
+    Fault("bn_running", "estimation with running BN statistics instead of batch statistics", ("ws",), _bn_running),
+    Fault("lr_tenth", "learning rate x 0.1", ("ws",), lr_factor=0.1),
+    Fault("no_projection", "dinas with its projection disabled", ("dinas",), _no_projection),
+)}
+
+
+def run_cell_here(cell: Cell, runs_dir: str, data_dir: str | None, fault: str | None) -> CellResult:
+    """In a worker process: apply the fault (if any), run one cell in this process, return its result."""
+    from harness.run import bench, run_name
+    from harness.sweep import request
+
+    req = request(cell, Path(runs_dir), data_dir)
+    run_dir = Path(runs_dir) / run_name(req)
+    req.resume = (run_dir / "config.json").exists()
+    try:
+        with FAULTS[fault].applied() if fault else contextlib.nullcontext():
+            metrics = bench(req)
+    except Exception as exc:  # a failed run is an outcome the gate judges
+        status = run_dir / "status.json"
+        error = read_json(status).get("error") if status.exists() else None
+        return CellResult(cell, run_dir, "failed", error or f"{type(exc).__name__}: {exc}", None)
+    tau = metrics.get("metrics", {}).get("kendall_tau")
+    return CellResult(cell, run_dir, "complete", None, None if tau is None else float(tau))
+
+
+def run_jobs(jobs: Sequence[tuple[Cell, str | None]], runs_dir: Path, data_dir: str | None, workers: int,
+             log: Callable[[str], None] = print) -> list[CellResult]:
+    """(cell, fault) pairs in `workers` fresh processes each (spawned: no patch survives into another job)."""
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, max_tasks_per_child=1) as pool:
+        # One directory per fault: a patched run has the same identity (name) as its clean twin.
+        futures = [pool.submit(run_cell_here, cell, str(Path(runs_dir) / (fault or "clean")), data_dir, fault)
+                   for cell, fault in jobs]
+        results = []
+        for (cell, fault), future in zip(jobs, futures):
+            result = future.result()
+            log(f"selftest: {fault or 'clean'} {cell.strategy} seed {cell.seed}: {result.state}"
+                + (f" tau={result.kendall_tau:.4f}" if result.kendall_tau is not None else f" ({result.error})"))
+            results.append(result)
+    return results
+
+
+def gate_failures(baseline: regression.Baseline, outcomes: Sequence[Outcome], preset: str) -> list[str]:
+    failures, _notes = regression.check(baseline, outcomes, preset)
+    return failures + regression.identical_strategies(outcomes)
+
+
+def selftest(baseline: regression.Baseline, strategies: Sequence[str], seeds: Sequence[int], preset: str, runs_dir: Path,
+             data_dir: str | None = None, workers: int = 2, faults: Sequence[str] | None = None,
+             runner: Callable[..., list[CellResult]] = run_jobs, log: Callable[[str], None] = print) -> tuple[int, int, bool]:
+    """(caught, planted, clean_passed). Every run goes through one pool so the runs of all faults overlap."""
+    names = list(faults or FAULTS)
+    unknown = [n for n in names if n not in FAULTS]
+    if unknown:
+        raise HarnessError(f"unknown planted faults {unknown}; accepted: {', '.join(FAULTS)}")
+    planted = [FAULTS[n] for n in names if any(t in strategies for t in FAULTS[n].targets)]
+    skipped = [n for n in names if FAULTS[n] not in planted]
+    for n in skipped:
+        log(f"selftest: {n} skipped: its targets {FAULTS[n].targets} are not gated here")
+    jobs = [(c, None) for c in regression.cells(strategies, seeds, preset)]
+    for fault in planted:
+        targets = [t for t in fault.targets if t in strategies]
+        jobs += [(c, fault.name) for c in regression.cells(targets, seeds, preset, fault.overrides(preset))]
+    results = runner(jobs, Path(runs_dir), data_dir, workers)
+    by_fault: dict[str | None, list[Outcome]] = {}
+    for (cell, fault), result in zip(jobs, results):
+        by_fault.setdefault(fault, []).append(regression.outcome(result))
+    clean = by_fault.get(None, [])
+    clean_failures = gate_failures(baseline, clean, preset)
+    for line in clean_failures:
+        log(f"selftest: clean code FAILED the gate: {line}")
+    if not clean_failures:
+        log("selftest: clean code passed the gate")
+    caught = 0
+    for fault in planted:
+        changed = by_fault.get(fault.name, [])
+        targets = {o.strategy for o in changed}
+        mixed = [o for o in clean if o.strategy not in targets] + changed
+        failures = gate_failures(baseline, mixed, preset)
+        if failures:
+            caught += 1
+            log(f"selftest: {fault.name} ({fault.description}): caught -- {failures[0]}")
+        else:
+            _f, notes = regression.check(baseline, mixed, preset)
+            log(f"selftest: {fault.name} ({fault.description}): NOT caught -- " + " | ".join(notes))
+    return caught, len(planted), not clean_failures

@@ -1,0 +1,169 @@
+"""`compare`: variants and seeds parse strictly, runs pair by seed and by architecture, every number carries
+its interval, and the report files are written (fake run directories; one real smoke comparison)."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness import stats
+from harness.cli import main
+from harness.errors import HarnessError
+from harness.reports import compare as cmp
+from harness.sweep import Cell, CellResult
+
+TRUTH = np.arange(12.0)
+
+
+def test_parse_seeds():
+    assert cmp.parse_seeds("0-4") == [0, 1, 2, 3, 4]
+    assert cmp.parse_seeds("0,2,5") == [0, 2, 5]
+    assert cmp.parse_seeds("0-2,7,1") == [0, 1, 2, 7]
+    for bad in ("", "a", "3-1", "1-", "-1"):
+        with pytest.raises(HarnessError, match="seeds"):
+            cmp.parse_seeds(bad)
+
+
+def test_parse_variants():
+    assert cmp.parse_variant("ctl=ws:train.lr=0.015") == cmp.Variant("ctl", "ws", ("train.lr=0.015",))
+    assert cmp.parse_variant("g=dinas:strategy.dinas.variant=grad:strategy.dinas.decay=0.9").overrides == (
+        "strategy.dinas.variant=grad", "strategy.dinas.decay=0.9")
+    assert cmp.parse_variant("plain=ws") == cmp.Variant("plain", "ws", ())
+    for bad in ("ws", "=ws", "a b=ws", "x=ws:train.lr", "x="):
+        with pytest.raises(HarnessError, match="LABEL=STRATEGY"):
+            cmp.parse_variant(bad)
+    with pytest.raises(HarnessError, match="appear twice"):
+        cmp.variants_from(["ws"], ["ws=ws:train.lr=0.01"])
+    with pytest.raises(HarnessError, match="at least 2"):
+        cmp.variants_from(["ws"], [])
+
+
+def test_cells_share_preset_and_overrides_and_differ_only_by_variant():
+    variants = cmp.variants_from(["ws"], ["ctl=ws:train.lr=0.01"])
+    cells = cmp.make_cells(variants, [0, 1], "mini", shared=("train.epochs=5",))
+    assert cells[0] == Cell("ws", "nb201", "mini", 0, ("train.epochs=5",), "ws")
+    assert cells[3] == Cell("ws", "nb201", "mini", 1, ("train.epochs=5", "train.lr=0.01"), "ctl")
+
+
+def _run(root: Path, label: str, seed: int, estimate: np.ndarray, index=None, state="complete") -> CellResult:
+    d = root / f"{label}-seed{seed}"
+    d.mkdir(parents=True)
+    index = np.arange(len(estimate)) if index is None else index
+    pd.DataFrame({"index": index, "arch": "x", "estimate": estimate, "ground_truth": TRUTH[: len(estimate)]}).to_csv(d / "predictions.csv", index=False)
+    tau = stats.kendall(estimate, TRUTH[: len(estimate)])
+    metrics = {"kendall_tau": tau, "spearman_rho": tau + 0.1, "kendall_tau_top5pct": None, "regret": 1.0 + seed}
+    (d / "metrics.json").write_text(json.dumps({"metrics": metrics}))
+    return CellResult(Cell(label, seed=seed, label=label), d, state, None if state == "complete" else "boom", tau)
+
+
+def _noisy(seed: int, scale: float) -> np.ndarray:
+    return TRUTH + np.random.default_rng(seed).normal(scale=scale, size=len(TRUTH))
+
+
+@pytest.fixture
+def results(tmp_path):
+    out = []
+    for seed in range(3):
+        out.append(_run(tmp_path, "a", seed, _noisy(seed, 2.0)))
+        out.append(_run(tmp_path, "b", seed, _noisy(seed + 10, 6.0)))
+    out.append(_run(tmp_path, "solo", 0, _noisy(20, 3.0)))
+    return out
+
+
+VARIANTS = [cmp.Variant("a", "a"), cmp.Variant("b", "b"), cmp.Variant("solo", "solo")]
+
+
+def test_per_variant_t_intervals_over_seeds(results):
+    rows = cmp.read_results(results)
+    table = cmp.per_variant(rows, VARIANTS).set_index("label")
+    taus = [stats.kendall(_noisy(s, 2.0), TRUTH) for s in range(3)]
+    mean, lo, hi = stats.t_interval(taus)
+    assert table.loc["a", "n"] == 3 and table.loc["a", "seeds"] == "0,1,2"
+    assert (table.loc["a", "kendall_tau_mean"], table.loc["a", "kendall_tau_lo"], table.loc["a", "kendall_tau_hi"]) == pytest.approx((mean, lo, hi))
+    assert table.loc["a", "regret_mean"] == pytest.approx(2.0)
+    assert table.loc["solo", "n"] == 1 and math.isnan(table.loc["solo", "kendall_tau_lo"])
+    shown = cmp.show_variants(cmp.per_variant(rows, VARIANTS)).set_index("variant")
+    assert shown.loc["solo", "tau"].endswith("(n=1, no interval)") and "[" in shown.loc["a", "tau"]
+
+
+def test_paired_differences_on_shared_seeds(results):
+    rows = cmp.read_results(results)
+    table = cmp.paired(rows, VARIANTS, "a", resamples=500).set_index("label")
+    d = np.array([stats.kendall(_noisy(s + 10, 6.0), TRUTH) - stats.kendall(_noisy(s, 2.0), TRUTH) for s in range(3)])
+    row = table.loc["b"]
+    assert row["n"] == 3 and row["mean_diff"] == pytest.approx(d.mean()) and row["sd_diff"] == pytest.approx(d.std(ddof=1))
+    assert row["p_sign_flip"] == stats.sign_flip_p(d)
+    assert row["mdd_80"] == pytest.approx(stats.minimal_detectable_difference(d.std(ddof=1), 3))
+    assert (row["boot_lo"], row["boot_hi"]) == stats.bootstrap_mean_interval(d, 500, 0)
+    assert table.loc["solo", "n"] == 1 and math.isnan(table.loc["solo", "sd_diff"])
+
+
+def test_per_seed_architecture_bootstrap_joins_on_the_architecture_index(tmp_path):
+    est_a, est_b = _noisy(1, 2.0), _noisy(2, 6.0)
+    order = np.random.default_rng(0).permutation(len(TRUTH))
+    a = _run(tmp_path, "a", 0, est_a)
+    b_dir = tmp_path / "b-seed0"
+    b_dir.mkdir()
+    # the same architectures, listed in another order: the join must pair them by index
+    pd.DataFrame({"index": order, "estimate": est_b[order], "ground_truth": TRUTH[order]}).to_csv(b_dir / "predictions.csv", index=False)
+    (b_dir / "metrics.json").write_text(json.dumps({"metrics": {"kendall_tau": stats.kendall(est_b, TRUTH)}}))
+    b = CellResult(Cell("b", seed=0, label="b"), b_dir, "complete", None, 0.0)
+    rows = cmp.read_results([a, b])
+    table = cmp.per_seed(rows, VARIANTS[:2], "a", resamples=200)
+    expected = stats.arch_bootstrap_tau_difference(est_b, est_a, TRUTH, 200, 0)
+    assert table.loc[0, "diff"] == pytest.approx(expected[0]) and table.loc[0, "archs"] == 12
+    c = _run(tmp_path, "c", 0, _noisy(3, 1.0), index=np.arange(100, 112))
+    with pytest.raises(HarnessError, match="scored different architectures"):
+        cmp.per_seed(cmp.read_results([a, c]), [cmp.Variant("a", "a"), cmp.Variant("c", "c")], "a")
+
+
+def test_failed_runs_are_left_out_and_listed(results, tmp_path):
+    results.append(_run(tmp_path, "b", 7, _noisy(7, 1.0), state="failed"))
+    rows = cmp.read_results(results)
+    assert cmp.per_variant(rows, VARIANTS).set_index("label").loc["b", "n"] == 3
+    text, paths = cmp.write_report(rows, VARIANTS, "a", tmp_path / "out", "test", resamples=200, arch_resamples=50)
+    assert "Runs not complete" in text and "boom" in text
+    for key in ("markdown", "strategies_csv", "paired_csv", "per_seed_csv", "latex", "figure"):
+        assert paths[key].is_file() and paths[key].stat().st_size > 0
+    assert "sign-flip p" in text and "b - a" in text and "3 seeds cannot give p below 0.250" in text
+
+
+def test_cli_rejects_bad_input_before_running(tmp_path, monkeypatch, capsys):
+    ran = []
+    monkeypatch.setattr("harness.commands.compare.run_cells", lambda *a, **k: ran.append(1) or [])
+    assert main(["compare", "--strategies", "ws,nope", "--seeds", "0,1", "--preset", "smoke"]) == 2
+    assert "nope" in capsys.readouterr().err
+    assert main(["compare", "--strategies", "ws,params", "--reference", "dinas", "--preset", "smoke"]) == 2
+    assert main(["compare", "--strategies", "ws", "--variants", "x=ws:train.lr=-1", "--preset", "smoke"]) == 2
+    assert "train.lr" in capsys.readouterr().err
+    assert main(["compare", "--strategies", "ws", "--variants", "x=dinas:strategy.dinas.variant=bogus", "--preset", "smoke"]) == 2
+    assert "bogus" in capsys.readouterr().err
+    assert ran == []
+
+
+def test_real_smoke_comparison_prints_tables_and_writes_the_figure(env_data, tmp_path, capsys):
+    args = ["compare", "--strategies", "ws,params", "--seeds", "0,1", "--preset", "smoke", "--runs-dir", str(tmp_path / "runs"),
+            "--out", str(tmp_path / "out"), "--bootstrap", "200", "--arch-bootstrap", "50"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "### Per strategy" in out and "params - ws" in out and (tmp_path / "out" / "compare.png").is_file()
+    # a second call finds the runs and runs nothing again
+    assert main(args) == 0
+
+
+def test_tables_mark_single_seed_rows_as_without_interval():
+    from harness.reports.collect import COLUMNS
+    from harness.reports.tables import aggregate, display
+
+    def row(strategy, seed):
+        r = dict.fromkeys(COLUMNS)
+        r.update(state="complete", strategy=strategy, space="nb201", preset="mini", seed=seed, overrides="",
+                 config_digest="abc", kendall_tau=0.3 + seed / 10, total_steps=10)
+        return r
+
+    shown = display(aggregate(pd.DataFrame([row("ws", 0), row("ws", 1), row("dinas", 0)], columns=COLUMNS))).set_index("strategy")
+    assert shown.loc["dinas", "n"] == "1 (0) n=1, no interval" and shown.loc["ws", "n"] == "2 (0,1)"
