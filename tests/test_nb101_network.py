@@ -8,7 +8,6 @@ from harness.spaces.nb101.cell import Cell, sample
 from harness.spaces.nb101.network import BN_MOMENTUM, NB101Supernet, NetworkShape, build_standalone, copy_into_supernet, vertex_channels
 from harness.strategies.training_free import proxies
 
-SAMPLE = "/work/shared/data/nb101/nb101_sample500.csv"
 
 
 
@@ -66,9 +65,9 @@ def test_vertex_channels_split_the_output():
     assert sum(feeders) == 128 and max(feeders) - min(feeders) <= 1
 
 
-def test_parameter_count_matches_benchmark_figures():
+def test_parameter_count_matches_benchmark_figures(data_dir):
     """params_m of the sample (NASLib's copy of the benchmark's trainable_parameters) at stem 128, 3x3 cells."""
-    raw = pd.read_csv(SAMPLE, dtype={"adjacency": str}).iloc[::50]
+    raw = pd.read_csv(data_dir / "nb101" / "nb101_sample500.csv", dtype={"adjacency": str}).iloc[::50]
     for adjacency, ops, params_m in zip(raw["adjacency"], raw["ops"], raw["params_m"]):
         net = build_standalone(Cell.parse(f"{adjacency}|{ops}"), NetworkShape())
         assert int(proxies.param_count(net)) == round(params_m * 1e6), (adjacency, ops)
