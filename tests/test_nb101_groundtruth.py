@@ -96,3 +96,18 @@ def test_sample_deduplicated_by_hash(data_dir):
         assert gt.index_of(gt.arch_of(i)) == i
     with pytest.raises(HarnessError, match="column"):
         gt.values([gt.arch_of(0)], "cifar10_test")
+
+
+def test_sample_hashes_equal_the_benchmark_implementation(data_dir):
+    import pandas as pd
+
+    graph_util = pytest.importorskip("nasbench_pytorch.model.graph_util")
+    from nasbench_pytorch.model.model_spec import ModelSpec
+
+    from harness.spaces.nb101.cell import OPS
+
+    raw = pd.read_csv(data_dir / "nb101" / "nb101_sample500.csv", dtype={"adjacency": str})
+    for adjacency, ops in zip(raw["adjacency"], raw["ops"]):
+        spec = ModelSpec(np.array([int(b) for b in adjacency]).reshape(7, 7), ops.split(","))  # the package's pruning
+        labels = [-1] + [OPS.index(op) for op in spec.ops[1:-1]] + [-2]
+        assert Cell.parse(f"{adjacency}|{ops}").hash == graph_util.hash_module(spec.matrix.numpy(), labels)
