@@ -35,3 +35,15 @@ def test_describe_errors(capsys, argv, fragment):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert fragment in err and err.count("\n") == 1
+
+
+def test_bench_refusals_on_nb101_are_one_line(capsys, tmp_path, data_dir, monkeypatch):
+    monkeypatch.setenv("HARNESS_DATA", str(data_dir))
+    base = ["bench", "--space", "nb101", "--preset", "smoke", "--runs-dir", str(tmp_path), "--no-progress"]
+    for strategy, fragment in (("fewshot", "fixed cell edges"), ("gm", "fixed cell edges"), ("darts", "no mixed-op supernet")):
+        assert main([*base, "--strategy", strategy]) == 2
+        err = capsys.readouterr().err
+        assert fragment in err and err.count("\n") == 1
+    assert main([*base, "--strategy", "ws", "--set", "eval.ground_truth=cifar10_test"]) == 2
+    assert "unknown eval.ground_truth 'cifar10_test'; accepted: nb101_val" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # refused before anything was written

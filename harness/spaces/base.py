@@ -7,7 +7,7 @@ from typing import Any, Sequence
 import numpy as np
 from torch import nn
 
-from harness.errors import one_of
+from harness.errors import HarnessError, one_of
 
 
 class SearchSpace(ABC):
@@ -49,7 +49,7 @@ class SearchSpace(ABC):
     @staticmethod
     def check_column(columns: Sequence[str], column: str | None, path: Any) -> None:
         if column is not None and column not in columns:
-            raise one_of(f"eval.ground_truth (columns of {path})", column, columns)
+            raise HarnessError(f"{one_of('eval.ground_truth', column, columns)} (the columns of {path})")
 
     def describe(self, arch: Any, gt: Any) -> dict:
         """Readable facts about one architecture beyond size (canonical form, benchmark index...)."""
