@@ -1,6 +1,5 @@
 """NB101 ground truth: the sample deduplicated by hash, and the converter from the official tfrecord."""
 import base64
-import io
 import json
 import struct
 

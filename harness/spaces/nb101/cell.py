@@ -1,9 +1,9 @@
 """A NAS-Bench-101 cell: DAG adjacency (upper triangular) + vertex labels, pruned, validated and hashed.
 
 Text form (CLI, files, run directories): `BITS|OPS`, BITS the V x V adjacency row-major as `0`/`1`
-(row i, column j = edge i -> j), OPS the V labels comma-separated, e.g. the bare input -> output cell is
-`0100|input,output`... (V = 2: `0100`). Any V <= 7 is accepted; the cell is pruned on parsing, so `str()`
-always prints the pruned form. Rules are the benchmark's (Ying et al. 2019, `ModelSpec` and
+(row i, column j = edge i -> j), OPS the V labels comma-separated; e.g. the bare input -> output cell
+(V = 2) is `0100|input,output`. Any V <= 7 is accepted; the cell is pruned on parsing, so `str()` always
+prints the pruned form. Rules are the benchmark's (Ying et al. 2019, `ModelSpec` and
 `NASBench._check_spec`): strictly upper triangular, vertices on no input -> output path removed, the input
 must reach the output, at most 9 edges after pruning, first label `input`, last `output`.
 """

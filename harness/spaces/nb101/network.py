@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.errors import HarnessError, one_of
-from harness.spaces.nb101.cell import CONV1X1, CONV3X3, MAXPOOL3X3, MAX_VERTICES, OPS, Cell
+from harness.spaces.nb101.cell import CONV3X3, MAXPOOL3X3, MAX_VERTICES, Cell
 
 BN_MODES = ("batch", "running")
 # TF's batch-norm decay 0.997 keeps 99.7% of the running average per step; PyTorch's `momentum` is the
@@ -245,5 +245,3 @@ def copy_into_supernet(net: nn.Module, supernet: NB101Supernet, cell: Cell) -> N
     supernet.classifier.weight.data.copy_(net.classifier.weight.data)
     supernet.classifier.bias.data.copy_(net.classifier.bias.data)
 
-
-__all__ = ["NetworkShape", "NB101Supernet", "build_standalone", "copy_into_supernet", "vertex_channels", "OPS", "CONV1X1"]
