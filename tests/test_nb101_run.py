@@ -13,3 +13,12 @@ def test_smoke_runs_against_nb101_val(tmp_path, data_dir, strategy):
     run = next(tmp_path.iterdir())
     predictions = (run / "predictions.csv").read_text().splitlines()
     assert len(predictions) == 21 and predictions[1].endswith(",nb101_val")
+
+
+def test_space_presets_take_precedence_over_top_level_ones():
+    from harness.config import resolve
+
+    mini = resolve("mini", space="nb101")
+    assert mini.eval.ground_truth == "nb101_val" and mini.eval.num_archs == 0 and mini.eval.probe_archs == 0
+    assert resolve("mini").eval.ground_truth == "cifar10_test"  # nb201 / no space: unchanged
+    assert resolve("paper", space="nb101") == resolve("paper")  # no nb101 version: the top-level preset
