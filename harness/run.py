@@ -26,7 +26,7 @@ from harness.data.tensors import DeviceData
 from harness.envinfo import environment, git_state
 from harness.errors import HarnessError
 from harness.fileio import atomic_write, read_json, write_json
-from harness.groundtruth import GroundTruth, load_ground_truth
+from harness.groundtruth import GroundTruth
 from harness.metrics import ranking_report
 from harness.registry import FEATURES, SPACES, STRATEGIES
 from harness.strategies.base import StrategyContext
@@ -101,7 +101,7 @@ def bench(req: BenchRequest) -> dict:
     """Runs (or resumes) one benchmark and returns its metrics.json content."""
     strategy_cls = STRATEGIES.get(req.strategy)
     space = SPACES.get(req.space)()
-    cfg = resolve(req.preset, req.overrides)
+    cfg = resolve(req.preset, req.overrides, space=req.space)
     options = build_options(strategy_cls.Options, cfg.strategy.get(req.strategy, {}), req.strategy)
     device = pick_device(req.device)
     if cfg.compute.threads:
@@ -125,7 +125,7 @@ def bench(req: BenchRequest) -> dict:
 
     # Load everything that can fail on bad input before writing anything.
     root = data_root(req.data_dir)
-    gt = load_ground_truth(root=root)
+    gt = space.load_ground_truth(root, cfg.eval.ground_truth)
     torch.manual_seed(req.seed)
     data = DeviceData(cfg.data, device, root=root)
     shape = space.shape(num_classes=data.num_classes, **vars(cfg.shape))

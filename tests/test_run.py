@@ -107,7 +107,7 @@ def _cli_error(capsys, args):
     "args, fragment",
     [
         (["--strategy", "nope"], "unknown strategy 'nope'; accepted: "),
-        (["--strategy", "ws", "--space", "nb999"], "unknown space 'nb999'; accepted: nb201"),
+        (["--strategy", "ws", "--space", "nb999"], "unknown space 'nb999'; accepted: nb101, nb201"),
         (["--strategy", "ws", "--preset", "huge"], "unknown preset 'huge'; accepted: "),
         (["--strategy", "ws", "--set", "train.epochz=3"], "unknown key in [train] 'epochz'"),
         (["--strategy", "ws", "--set", "train.lr=-1"], "train.lr=-1 must be > 0"),

@@ -7,6 +7,8 @@ from typing import Any, Sequence
 import numpy as np
 from torch import nn
 
+from harness.errors import HarnessError, one_of
+
 
 class SearchSpace(ABC):
     name: str
@@ -35,3 +37,20 @@ class SearchSpace(ABC):
     @abstractmethod
     def canonical_form(self, arch: Any) -> str:
         """Equal for architectures that compute the same function."""
+
+    # Network shape at the benchmark's own scale (what `describe` reports by default); keys of shape().
+    official_shape: dict = {}
+
+    def load_ground_truth(self, root=None, column: str | None = None) -> Any:
+        """The space's ground-truth table (index_of, arch_of, values, best, path); with `column`, a one-line
+        HarnessError unless the table has that column."""
+        raise NotImplementedError(f"space {self.name!r} has no ground truth")
+
+    @staticmethod
+    def check_column(columns: Sequence[str], column: str | None, path: Any) -> None:
+        if column is not None and column not in columns:
+            raise HarnessError(f"{one_of('eval.ground_truth', column, columns)} (the columns of {path})")
+
+    def describe(self, arch: Any, gt: Any) -> dict:
+        """Readable facts about one architecture beyond size (canonical form, benchmark index...)."""
+        return {"canonical form": self.canonical_form(arch)}

@@ -41,3 +41,22 @@ class NB201Space(SearchSpace):
 
     def canonical_form(self, arch: Arch) -> str:
         return canonical_form(arch, "nb201")
+
+    official_shape = {"channels": 16, "cells_per_stage": 5, "num_classes": 10}
+
+    def load_ground_truth(self, root=None, column: str | None = None):
+        from harness.groundtruth import COLUMNS, load_ground_truth
+
+        gt = load_ground_truth(root=root)
+        self.check_column(COLUMNS, column, gt.path)
+        return gt
+
+    def describe(self, arch: Arch, gt) -> dict:
+        info = {"arch": str(arch), "canonical form (nb201 rule)": canonical_form(arch, "nb201"), "strict canonical form": canonical_form(arch, "strict")}
+        if gt is not None:
+            index = gt.index_of(arch)
+            info["benchmark index"] = index
+            for column in gt.table.columns:
+                if column not in ("index", "arch"):
+                    info[column] = f"{gt.table[column].iloc[index]:.4f}"
+        return info

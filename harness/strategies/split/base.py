@@ -107,6 +107,13 @@ def plan_segments(total: int, split_steps: Sequence[int], branching: Sequence[in
     return segments
 
 
+def require_fixed_edges(ctx) -> None:
+    if not ctx.space.decisions():
+        raise HarnessError(
+            f"split strategies partition the candidate ops of fixed cell edges; space {ctx.space.name!r} has none (its topology is itself searched); accepted spaces: nb201"
+        )
+
+
 @dataclass
 class SubSupernet:
     id: int
@@ -142,6 +149,7 @@ class SplitStrategy(Strategy):
     supports_forced_arch = True
 
     def __init__(self, ctx, options):
+        require_fixed_edges(ctx)
         super().__init__(ctx, options)
         steps_per_epoch = max(1, ctx.data.steps_per_epoch)
         if options.split_epochs:

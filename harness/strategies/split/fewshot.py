@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from harness.errors import HarnessError
 from harness.registry import STRATEGIES
-from harness.strategies.split.base import SplitDecision, SplitOptions, SplitStrategy
+from harness.strategies.split.base import SplitDecision, SplitOptions, SplitStrategy, require_fixed_edges
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class FewShot(SplitStrategy):
     Options = FewShotOptions
 
     def __init__(self, ctx, options):
+        require_fixed_edges(ctx)
         edges = len(ctx.space.decisions())
         if any(e >= edges for e in options.edge_order):
             raise HarnessError(f"edge_order={options.edge_order!r} names an edge outside 0..{edges - 1}")
