@@ -391,7 +391,8 @@ def count_flops(model: nn.Module, input_size: int = 32, run=None) -> int:
         was_training = model.training
         model.eval()
         with torch.no_grad():
-            x = torch.zeros(1, 3, input_size, input_size)
+            param = next(model.parameters())
+            x = torch.zeros(1, 3, input_size, input_size, device=param.device, dtype=param.dtype)
             (run or model)(x)
         model.train(was_training)
     finally:

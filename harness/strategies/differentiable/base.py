@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.errors import HarnessError, one_of
-from harness.evaluation import evaluate_archs, supernet_score
+from harness.evaluation import estimate_supernet, supernet_score
 from harness.groundtruth import COLUMNS, load_ground_truth
 from harness.optim import clip_gradients, sgd_with_cosine
 from harness.registry import STRATEGIES
@@ -196,7 +196,7 @@ class DifferentiableStrategy(Strategy):
     def estimate(self, archs: Sequence[Arch]) -> dict[str, np.ndarray]:
         alpha_score = self.alpha_scores(archs)
         self.supernet.eval()
-        acc, loss = evaluate_archs(self.supernet, archs, self.ctx.data.eval_batches(), self.ctx.progress)
+        acc, loss = estimate_supernet(self.supernet, archs, self.ctx.data.eval_batches(), self.ctx.progress, per_pass=self.ctx.compute.estimate_archs)
         score = alpha_score if self.options.rank_by == "alpha" else supernet_score(acc, loss, self.ctx.estimate_by)
         return {"score": score, "alpha_score": alpha_score, "supernet_acc": acc, "supernet_loss": loss}
 
