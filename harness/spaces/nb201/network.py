@@ -216,9 +216,14 @@ def _per_group_bn(bn: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
     if not bn.training and bn.running_mean is not None:  # running statistics: per sample, groups don't matter
         return bn(x.flatten(0, 1)).view_as(x)
     # One native call per group: the statistics of exactly the rows the one-architecture forward sees.
+    if x.shape[0] == 1:
+        return F.batch_norm(x[0], None, None, bn.weight, bn.bias, True, 0.0, bn.eps).unsqueeze(0)
     out = _empty_groups(x, x.shape[0])
-    for g in range(x.shape[0]):
-        out[g] = F.batch_norm(x[g], None, None, bn.weight, bn.bias, True, 0.0, bn.eps)
+    c = x.shape[2]
+    save_mean, save_invstd = x.new_empty(c), x.new_empty(c)
+    for g in range(x.shape[0]):  # written in place: no copy of the output
+        torch.ops.aten.native_batch_norm.out(x[g], bn.weight, bn.bias, None, None, True, 0.0, bn.eps,
+                                             out=out[g], save_mean=save_mean, save_invstd=save_invstd)
     return out
 
 
@@ -244,9 +249,19 @@ def _pool3x3(x: torch.Tensor) -> torch.Tensor:
     p = F.pad(x, (1, 1, 1, 1))
     rows = p[..., :-2, :] + p[..., 1:-1, :] + p[..., 2:, :]
     box = rows[..., :-2] + rows[..., 1:-1] + rows[..., 2:]
-    ones = torch.ones(1, 1, h, w, dtype=x.dtype, device=x.device)
-    count = F.avg_pool2d(ones, 3, 1, 1, count_include_pad=True).mul_(9).reciprocal_()  # 1 / pixels in each window
-    return box * count
+    return box.mul_(_window_sizes(h, w, x.dtype, x.device))
+
+
+_WINDOWS: dict[tuple, torch.Tensor] = {}
+
+
+def _window_sizes(h: int, w: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """1 / (pixels of each 3x3 window inside an h x w image), cached per shape and device."""
+    key = (h, w, dtype, device)
+    if key not in _WINDOWS:
+        ones = torch.ones(1, 1, h, w, dtype=dtype, device=device)
+        _WINDOWS[key] = F.avg_pool2d(ones, 3, 1, 1, count_include_pad=True).mul_(9).reciprocal_()
+    return _WINDOWS[key]
 
 
 def _run_op(op: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -328,7 +343,11 @@ def _cell_many(cell: Cell, layer_id: int, inputs: torch.Tensor, in_sig: list[int
                         wanted[op].append(s)
             src_vals, src_rows = node_vals[src] if node_vals[src] is not None else (None, {})
             for op, sigs in wanted.items():
-                picked = src_vals[torch.as_tensor([src_rows[s] for s in sigs], device=src_vals.device)]
+                take = [src_rows[s] for s in sigs]
+                if take == list(range(src_vals.shape[0])):  # every row, in order: no gather
+                    picked = src_vals
+                else:
+                    picked = src_vals[torch.as_tensor(take, device=src_vals.device)]
                 result = _run_op(cell.edges[e][OPS[op]], picked)
                 for i, s in enumerate(sigs):
                     outs[(e, op, s)] = (result, i)
@@ -346,8 +365,12 @@ def _cell_many(cell: Cell, layer_id: int, inputs: torch.Tensor, in_sig: list[int
             continue
         # Sum in edge order, as the one-architecture forward does.
         first = outs[order[0][0]][0]
+        spare = dst == NUM_NODES - 1 and any(node_sig[k][dst] is None for k in range(len(archs)))
+        if not spare and all(len(parts) == 1 for parts in order) and all(
+                outs[parts[0]][0] is first and outs[parts[0]][1] == u for u, parts in enumerate(order)) and len(order) == first.shape[0]:
+            node_vals[dst] = (first, dst_rows)  # one op output is the node, row for row: no copy
+            continue
         # The output node gets one more row, zero, for architectures whose output nothing reaches.
-        spare = dst == NUM_NODES - 1 and len(contributions) > sum(1 for k in range(len(archs)) if node_sig[k][dst] is not None)
         total = _empty_groups(first, len(order) + spare)
         if spare:
             total[-1].zero_()
