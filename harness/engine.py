@@ -106,8 +106,9 @@ class _LossWindow:
             bad = int((~finite).nonzero()[0, 0])
             first, last = self.first_step, self.first_step + len(self.losses) - 1
             raise DivergenceError(
-                f"training diverged: loss={float(values[bad].cpu())} at step {first + bad} (checked steps {first}..{last}); "
-                f"the last good checkpoint (step {last_saved}) is kept -- lower train.lr or raise train.grad_clip, then rerun"
+                f"training diverged: loss={float(values[bad].cpu())} at step {first + bad}; the last good checkpoint "
+                f"(step {last_saved}) is kept -- lower train.lr or raise train.grad_clip, then rerun "
+                f"(steps {first}..{last} were checked together)"
             )
         self.first_step, self.losses = None, []
 

@@ -129,12 +129,13 @@ class DeviceData:
         self.holdout_x = self.holdout_x.contiguous(memory_format=torch.channels_last)
 
     def _prepare(self, images: np.ndarray) -> torch.Tensor:
-        x = torch.as_tensor(images, dtype=torch.float32).div_(255.0)
+        # Normalised on the CPU (the numbers every preset was measured with), then moved once.
+        x = torch.as_tensor(images, dtype=torch.float32, device="cpu").div_(255.0)
         if self.cfg.resolution != 32:
             # Area averaging, once at load time: what a CPU preset trains on is fixed, not resampled per step.
             x = F.adaptive_avg_pool2d(x, self.cfg.resolution)
-        mean = torch.tensor(MEAN[self.cfg.dataset]).view(1, 3, 1, 1)
-        std = torch.tensor(STD[self.cfg.dataset]).view(1, 3, 1, 1)
+        mean = torch.tensor(MEAN[self.cfg.dataset], device="cpu").view(1, 3, 1, 1)
+        std = torch.tensor(STD[self.cfg.dataset], device="cpu").view(1, 3, 1, 1)
         return ((x - mean) / std).contiguous().to(self.device)
 
     def describe(self) -> dict:

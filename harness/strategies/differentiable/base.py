@@ -353,7 +353,7 @@ class Gdas(DifferentiableStrategy):
 
 def gumbel_hard(alpha: torch.Tensor, tau: float, generator: torch.Generator) -> torch.Tensor:
     """One-hot rows (exactly 0 / 1 in value) whose gradient is that of softmax((log_softmax(alpha) + g) / tau)."""
-    gumbel = -torch.empty(alpha.shape).exponential_(generator=generator).log().to(alpha.device)
+    gumbel = -torch.empty(alpha.shape, device=generator.device).exponential_(generator=generator).log().to(alpha.device)
     soft = F.softmax((F.log_softmax(alpha, dim=-1) + gumbel) / tau, dim=-1)
     hard = F.one_hot(soft.argmax(dim=-1), alpha.shape[-1]).to(soft.dtype)
     # soft - soft.detach() is exactly zero in value, so the forward weights are exactly one-hot.
