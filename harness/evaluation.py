@@ -23,6 +23,8 @@ ESTIMATE_BY = ("accuracy", "loss")
 # feeding them, BN temporaries. Measured peak on CPU mini: ~14; the margin covers allocator slack.
 BYTES_PER_ACTIVATION = 4 * 24
 MAX_ARCHS_PER_PASS = 256
+# On a CPU larger passes only leave the caches (mini, one thread: K=8 and 16 equal, K=24 slower).
+MAX_ARCHS_PER_PASS_CPU = 8
 
 
 def supernet_score(acc: np.ndarray, loss: np.ndarray, estimate_by: str) -> np.ndarray:
@@ -62,7 +64,7 @@ def archs_per_pass(net: torch.nn.Module, batches: Sequence[tuple[torch.Tensor, t
 
     Rule: K = budget / (rows x channels x H x W x BYTES_PER_ACTIVATION), clipped to [1, 256], where rows is
     the largest eval batch and the budget is half the free GPU memory on CUDA, a quarter of the available
-    RAM on CPU (others share the machine).
+    RAM on CPU (others share the machine); at most 8 on a CPU (MAX_ARCHS_PER_PASS_CPU).
     """
     if forced < 0:
         raise HarnessError(f"compute.estimate_archs={forced!r} must be >= 0 (0 = chosen from free memory)")
@@ -71,7 +73,8 @@ def archs_per_pass(net: torch.nn.Module, batches: Sequence[tuple[torch.Tensor, t
     x = batches[0][0]
     rows = max(len(y) for _, y in batches)
     per_arch = rows * net.shape.channels * x.shape[-1] * x.shape[-2] * BYTES_PER_ACTIVATION
-    return max(1, min(MAX_ARCHS_PER_PASS, int(free_memory(x.device) // per_arch)))
+    cap = MAX_ARCHS_PER_PASS if x.device.type == "cuda" else MAX_ARCHS_PER_PASS_CPU
+    return max(1, min(cap, int(free_memory(x.device) // per_arch)))
 
 
 def free_memory(device: torch.device) -> float:
