@@ -124,8 +124,9 @@ def evaluate_many(
                 groups = logits.shape[0]
                 hits = (logits.argmax(-1) == y).sum(1)
                 losses = F.cross_entropy(logits.flatten(0, 1), y.repeat(groups), reduction="none").view(groups, -1).sum(1)
-                correct.index_add_(0, where, hits[index])
-                loss_sum.index_add_(0, where, losses[index].double())
+                # `where` holds distinct positions: plain indexed updates, deterministic on every device
+                correct[where] += hits[index]
+                loss_sum[where] += losses[index].double()
             bar.update(len(chunk))
     return 100.0 * correct.cpu().numpy() / total, loss_sum.cpu().numpy() / total
 
