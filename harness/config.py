@@ -92,7 +92,8 @@ class ComputeConfig:
     precision: str = "fp32"  # fp32 | bf16 (autocast on the training device)
     channels_last: bool = False  # memory layout of conv activations
     deterministic: bool = False  # deterministic algorithms (cuDNN, cuBLAS workspace) on CUDA
-    estimate_archs: int = 0  # architectures per batched estimation pass; 0 = chosen from free memory
+    # Architectures per batched estimation pass; 0 = chosen from free memory, 1 = one at a time (pre-batching numbers).
+    estimate_archs: int = 0
 
     def validate(self) -> None:
         if self.threads < 0:

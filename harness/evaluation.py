@@ -139,7 +139,12 @@ def estimate_supernet(
     desc: str = "estimate",
     per_pass: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Batched when the network can route several architectures at once, else one at a time."""
-    if hasattr(net, "forward_many"):
+    """Batched when the network can route several architectures at once, else one at a time.
+
+    per_pass = 1 (compute.estimate_archs=1) takes the one-at-a-time path: the numbers of runs made before
+    batched estimation, bit for bit (batched ones agree to float rounding; an accuracy can differ by one
+    image where two logits nearly tie).
+    """
+    if hasattr(net, "forward_many") and per_pass != 1:
         return evaluate_many(net, archs, batches, progress, desc, per_pass)
     return evaluate_archs(net, archs, batches, progress, desc)

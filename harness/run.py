@@ -183,7 +183,8 @@ def bench(req: BenchRequest) -> dict:
         archs = scored_archs(space, gt, cfg.eval.num_archs, cfg.eval.arch_seed)
         probes = probe_set(space, gt, cfg.eval, archs)
         t0 = time.time()
-        together = strategy.estimate(archs + probes)  # one call: a strategy may batch its estimates
+        with engine.autocast(cfg.compute, device):
+            together = strategy.estimate(archs + probes)  # one call: a strategy may batch its estimates
         estimate_seconds = time.time() - t0
         estimates, probe_estimates = _split_rows(together, len(archs))
         metrics = _score(req, cfg, space, gt, archs, estimates, strategy, data, train_seconds, estimate_seconds)

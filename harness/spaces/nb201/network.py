@@ -221,6 +221,10 @@ def _per_group_bn(bn: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
     out = _empty_groups(x, x.shape[0])
     c = x.shape[2]
     save_mean, save_invstd = x.new_empty(c), x.new_empty(c)
+    if bn.weight is not None and bn.weight.dtype != x.dtype:  # bf16 autocast: fp32 affine on bf16 rows
+        for g in range(x.shape[0]):
+            out[g] = F.batch_norm(x[g], None, None, bn.weight, bn.bias, True, 0.0, bn.eps)
+        return out
     for g in range(x.shape[0]):  # written in place: no copy of the output
         torch.ops.aten.native_batch_norm.out(x[g], bn.weight, bn.bias, None, None, True, 0.0, bn.eps,
                                              out=out[g], save_mean=save_mean, save_invstd=save_invstd)
