@@ -66,3 +66,10 @@ compare: setup
 
 regress-selftest: setup
 	$(PY) -m harness regress-selftest $(ARGS)
+
+# GPU figures of issue 13 -> results/gpu/<device>.json/.md. Uses the machine's own (CUDA) torch: the package is
+# installed without dependencies, so the pinned CPU torch of `setup` never replaces it. ARGS=--quick: CPU smoke.
+.PHONY: gpu-report
+gpu-report:
+	$(PYTHON) -m pip install --quiet --no-deps -e .
+	$(PYTHON) benchmarks/gpu_report.py $(ARGS)

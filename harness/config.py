@@ -35,6 +35,8 @@ class TrainConfig:
     weight_decay: float = 5e-4
     grad_clip: float = 5.0
     checkpoint_every: int = 500  # steps
+    # The loss stays on the device; it is checked for finiteness every this many steps and at checkpoints.
+    check_finite_every: int = 50
 
     def validate(self) -> None:
         if self.epochs < 1 and self.steps < 1:
@@ -43,6 +45,8 @@ class TrainConfig:
             raise HarnessError(f"train.lr={self.lr!r} must be > 0")
         if self.grad_clip < 0:
             raise HarnessError(f"train.grad_clip={self.grad_clip!r} must be >= 0 (0 disables clipping)")
+        if self.check_finite_every < 1:
+            raise HarnessError(f"train.check_finite_every={self.check_finite_every!r} must be >= 1")
         if self.checkpoint_every < 1:
             raise HarnessError(f"train.checkpoint_every={self.checkpoint_every!r} must be >= 1")
 
@@ -86,12 +90,16 @@ class ComputeConfig:
     precision: str = "fp32"  # fp32 | bf16 (autocast on the training device)
     channels_last: bool = False  # memory layout of conv activations
     deterministic: bool = False  # deterministic algorithms (cuDNN, cuBLAS workspace) on CUDA
+    # Architectures per batched estimation pass; 0 = chosen from free memory, 1 = one at a time (pre-batching numbers).
+    estimate_archs: int = 0
 
     def validate(self) -> None:
         if self.threads < 0:
             raise HarnessError(f"compute.threads={self.threads!r} must be >= 0 (0 = torch's default)")
         if self.precision not in PRECISIONS:
             raise one_of("compute.precision", self.precision, PRECISIONS)
+        if self.estimate_archs < 0:
+            raise HarnessError(f"compute.estimate_archs={self.estimate_archs!r} must be >= 0 (0 = chosen from free memory)")
 
 
 @dataclass(frozen=True)

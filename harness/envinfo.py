@@ -32,6 +32,27 @@ def device_name(device: torch.device) -> str:
     return platform.processor() or platform.machine()
 
 
+def accelerator(device: torch.device) -> dict:
+    """GPU name, driver, CUDA and cuDNN versions on CUDA; None each on other devices."""
+    info = {"gpu_name": None, "gpu_driver": None, "cuda_version": None, "cudnn_version": None}
+    if device.type != "cuda":
+        return info
+    info["gpu_name"] = torch.cuda.get_device_name(device)
+    info["cuda_version"] = torch.version.cuda
+    info["cudnn_version"] = torch.backends.cudnn.version()
+    info["gpu_driver"] = _driver_version()
+    return info
+
+
+def _driver_version() -> str | None:
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
+
+
 def environment(device: torch.device, data_files: list[Path]) -> dict:
     versions = {}
     for name in PACKAGES:
@@ -44,6 +65,6 @@ def environment(device: torch.device, data_files: list[Path]) -> dict:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "packages": versions,
-        "device": {"type": device.type, "name": device_name(device), "torch_threads": torch.get_num_threads()},
+        "device": {"type": device.type, "name": device_name(device), "torch_threads": torch.get_num_threads(), **accelerator(device)},
         "data_files": {str(p): sha256_file(p) for p in data_files},
     }

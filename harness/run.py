@@ -118,6 +118,11 @@ def bench(req: BenchRequest) -> dict:
         previous = read_json(run_dir / "config.json")
         if not same_config(previous["config"], record["config"]):
             raise HarnessError(f"cannot resume {run_dir}: its config.json differs from this command's config; use --name for a new run")
+        if torch.device(previous.get("device", "cpu")).type != device.type:
+            raise HarnessError(
+                f"cannot resume {run_dir} on {device.type}: it ran on {previous.get('device')} (batches and kernels differ); "
+                f"pass --device {torch.device(previous.get('device', 'cpu')).type} or use --name for a new run"
+            )
         if (run_dir / "metrics.json").exists():
             return read_json(run_dir / "metrics.json")
     elif req.resume:
@@ -128,9 +133,10 @@ def bench(req: BenchRequest) -> dict:
     gt = space.load_ground_truth(root, cfg.eval.ground_truth)
     torch.manual_seed(req.seed)
     data = DeviceData(cfg.data, device, root=root)
+    compute = engine.configure(cfg.compute, device, data)
     shape = space.shape(num_classes=data.num_classes, **vars(cfg.shape))
     total_steps = cfg.train.steps or cfg.train.epochs * data.steps_per_epoch
-    ctx = StrategyContext(space, shape, cfg.train, data, device, req.seed, total_steps, req.progress, cfg.eval.estimate_by)
+    ctx = StrategyContext(space, shape, cfg.train, data, device, req.seed, total_steps, req.progress, cfg.eval.estimate_by, cfg.compute)
     strategy = strategy_cls(ctx, options)
     hooks = [
         FEATURES.get(name)(opts, ctx, ground_truth=gt, eval_config=cfg.eval)
@@ -170,13 +176,15 @@ def bench(req: BenchRequest) -> dict:
         if start_step == 0:
             save_checkpoint(0)
         log.info("run %s: strategy=%s preset=%s seed=%d steps=%d device=%s", run_dir.name, req.strategy, req.preset, req.seed, strategy.training_steps(), device)
-        engine.train(strategy, data, req.seed, start_step, save_checkpoint, cfg.train.checkpoint_every, hooks, req.progress, log.info)
+        engine.train(strategy, data, req.seed, start_step, save_checkpoint, cfg.train.checkpoint_every, hooks, req.progress, log.info,
+                     cfg.train.check_finite_every, cfg.compute)
         train_seconds = elapsed_before + time.time() - started
 
         archs = scored_archs(space, gt, cfg.eval.num_archs, cfg.eval.arch_seed)
         probes = probe_set(space, gt, cfg.eval, archs)
         t0 = time.time()
-        together = strategy.estimate(archs + probes)  # one call: a strategy may batch its estimates
+        with engine.autocast(cfg.compute, device):
+            together = strategy.estimate(archs + probes)  # one call: a strategy may batch its estimates
         estimate_seconds = time.time() - t0
         estimates, probe_estimates = _split_rows(together, len(archs))
         metrics = _score(req, cfg, space, gt, archs, estimates, strategy, data, train_seconds, estimate_seconds)
@@ -187,7 +195,7 @@ def bench(req: BenchRequest) -> dict:
         for hook in hooks:
             if hasattr(hook, "finish"):
                 hook.finish(run_dir)
-        write_json(run_dir / "env.json", environment(device, data.files + [gt.path]))
+        write_json(run_dir / "env.json", {**environment(device, data.files + [gt.path]), "compute": compute})
         write_json(run_dir / "metrics.json", metrics)
         write_json(status_path, {"state": "complete", "step": strategy.training_steps(), "total_steps": strategy.training_steps()})
         log.info("complete: kendall_tau=%.4f", metrics["metrics"]["kendall_tau"])

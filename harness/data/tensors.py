@@ -2,7 +2,10 @@
 
 Every batch is a pure function of (seed, step): the epoch's permutation is drawn from a generator seeded
 with (seed, epoch), and the augmentation from one seeded with (seed, step). A resumed run therefore sees
-exactly the batches an uninterrupted run would, with no RNG state to save.
+exactly the batches an uninterrupted run would, with no RNG state to save. Both generators live on the
+training device (no host work or transfer per step on a GPU) and each epoch's permutation is drawn once and
+cached. On the CPU the numbers are those of a CPU generator, as before; a CUDA generator draws other
+(equally pure) numbers, so a run's batches depend on the device kind, which is recorded and checked on resume.
 """
 from __future__ import annotations
 
@@ -32,6 +35,8 @@ class DataConfig:
     batch_size: int = 64
     eval_batch_size: int = 500
     eval_images: int = 1000
+    # Training-split images a protocol needs (the paper preset: all 50,000); 0 = whatever is present.
+    min_train_images: int = 0
 
     def validate(self) -> None:
         if self.resolution not in (8, 16, 32):
@@ -45,10 +50,13 @@ class DataConfig:
             )
 
 
-def _seeded(*keys: int) -> torch.Generator:
+def _seeded(*keys: int, device: torch.device | str = "cpu") -> torch.Generator:
     # SeedSequence mixes the keys so (seed, 1) and (seed + 1, 0) give unrelated streams.
     seed = int(np.random.SeedSequence(list(keys)).generate_state(1, dtype=np.uint64)[0] >> 1)
-    return torch.Generator().manual_seed(seed)
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+_CACHED_PERMUTATIONS = 8  # streams alive at once: train, extra batches, two halves
 
 
 @dataclass
@@ -68,6 +76,12 @@ class DeviceData:
         self.files = raw.files
         self.num_classes = NUM_CLASSES[cfg.dataset]
         n = len(raw.labels)
+        if n < cfg.min_train_images:
+            raise HarnessError(
+                f"data.min_train_images={cfg.min_train_images}: this protocol needs {cfg.min_train_images:,} {cfg.dataset} training "
+                f"images, the data directory holds {n:,} -- get them with `python -m harness download {cfg.dataset}`"
+                + (" (or run the `paper-shape` preset on what is present)" if cfg.dataset == "cifar10" else "")
+            )
         wanted_train = n - cfg.holdout_images if cfg.train_images is None else cfg.train_images
         if cfg.holdout_images + wanted_train > n or wanted_train < cfg.batch_size:
             raise HarnessError(
@@ -97,14 +111,31 @@ class DeviceData:
         self.steps_per_epoch = len(self.train_y) // cfg.batch_size
         self.root = root  # where the data came from, for strategies that also read the ground truth
         self._halves: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._perms: dict[tuple[int, ...], torch.Tensor] = {}
+
+    def _permutation(self, n: int, *keys: int) -> torch.Tensor:
+        """randperm(n) from the generator seeded with `keys` (the last key is the epoch), on the device, cached."""
+        perm = self._perms.get(keys)
+        if perm is None:
+            if len(self._perms) >= _CACHED_PERMUTATIONS:
+                self._perms.pop(next(iter(self._perms)))
+            perm = torch.randperm(n, generator=_seeded(*keys, device=self.device), device=self.device)
+            self._perms[keys] = perm
+        return perm
+
+    def use_channels_last(self) -> None:
+        """Stores the images NHWC (compute.channels_last): convs then run in that layout."""
+        self.train_x = self.train_x.contiguous(memory_format=torch.channels_last)
+        self.holdout_x = self.holdout_x.contiguous(memory_format=torch.channels_last)
 
     def _prepare(self, images: np.ndarray) -> torch.Tensor:
-        x = torch.as_tensor(images, dtype=torch.float32).div_(255.0)
+        # Normalised on the CPU (the numbers every preset was measured with), then moved once.
+        x = torch.as_tensor(images, dtype=torch.float32, device="cpu").div_(255.0)
         if self.cfg.resolution != 32:
             # Area averaging, once at load time: what a CPU preset trains on is fixed, not resampled per step.
             x = F.adaptive_avg_pool2d(x, self.cfg.resolution)
-        mean = torch.tensor(MEAN[self.cfg.dataset]).view(1, 3, 1, 1)
-        std = torch.tensor(STD[self.cfg.dataset]).view(1, 3, 1, 1)
+        mean = torch.tensor(MEAN[self.cfg.dataset], device="cpu").view(1, 3, 1, 1)
+        std = torch.tensor(STD[self.cfg.dataset], device="cpu").view(1, 3, 1, 1)
         return ((x - mean) / std).contiguous().to(self.device)
 
     def describe(self) -> dict:
@@ -123,11 +154,11 @@ class DeviceData:
 
     def train_batch(self, seed: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         epoch, index = divmod(step, self.steps_per_epoch)
-        perm = torch.randperm(len(self.train_y), generator=_seeded(seed, 1, epoch))
-        rows = perm[index * self.cfg.batch_size : (index + 1) * self.cfg.batch_size].to(self.device)
+        perm = self._permutation(len(self.train_y), seed, 1, epoch)
+        rows = perm[index * self.cfg.batch_size : (index + 1) * self.cfg.batch_size]
         x, y = self.train_x[rows], self.train_y[rows]
         if self.cfg.augment:
-            x = augment(x, _seeded(seed, 2, step))
+            x = augment(x, _seeded(seed, 2, step, device=self.device))
         return x, y
 
     def extra_batch(self, seed: int, step: int, stream: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -139,7 +170,7 @@ class DeviceData:
         if self._halves is None:
             order = np.random.default_rng([self.cfg.split_seed, 1]).permutation(len(self.train_y))
             middle = len(order) // 2
-            self._halves = (torch.as_tensor(np.sort(order[:middle])), torch.as_tensor(np.sort(order[middle:])))
+            self._halves = tuple(torch.as_tensor(np.sort(part), device=self.device) for part in (order[:middle], order[middle:]))
         return self._halves
 
     def half_batch(self, seed: int, step: int, half: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -152,11 +183,11 @@ class DeviceData:
         if per_epoch < 1:
             raise HarnessError(f"half of the {len(self.train_y)} training images holds no batch of data.batch_size={bs}")
         epoch, index = divmod(step, per_epoch)
-        perm = torch.randperm(len(rows), generator=_seeded(seed, 3, half, epoch))
-        picked = rows[perm[index * bs : (index + 1) * bs]].to(self.device)
+        perm = self._permutation(len(rows), seed, 3, half, epoch)
+        picked = rows[perm[index * bs : (index + 1) * bs]]
         x, y = self.train_x[picked], self.train_y[picked]
         if self.cfg.augment:
-            x = augment(x, _seeded(seed, 4, half, step))
+            x = augment(x, _seeded(seed, 4, half, step, device=self.device))
         return x, y
 
     def describe_halves(self) -> dict:
@@ -181,16 +212,21 @@ def _rows_digest(rows: list[int]) -> str:
 
 
 def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random crop after zero padding (1/8 of the side, i.e. 4 px at 32x32) and horizontal flip, batched."""
+    """Random crop after zero padding (1/8 of the side, i.e. 4 px at 32x32) and horizontal flip, batched.
+
+    The random numbers come from `generator` on its own device; the result keeps x's memory layout."""
     b, _, h, w = x.shape
+    nhwc = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    gdev = generator.device
     pad = max(1, h // 8)
     padded = F.pad(x, (pad, pad, pad, pad))
-    dy = torch.randint(0, 2 * pad + 1, (b,), generator=generator).to(x.device)
-    dx = torch.randint(0, 2 * pad + 1, (b,), generator=generator).to(x.device)
-    flip = torch.rand(b, generator=generator).to(x.device) < 0.5
+    dy = torch.randint(0, 2 * pad + 1, (b,), generator=generator, device=gdev).to(x.device)
+    dx = torch.randint(0, 2 * pad + 1, (b,), generator=generator, device=gdev).to(x.device)
+    flip = torch.rand(b, generator=generator, device=gdev).to(x.device) < 0.5
     rows = (dy[:, None] + torch.arange(h, device=x.device)[None, :])  # (b, h)
     cols = dx[:, None] + torch.arange(w, device=x.device)[None, :]  # (b, w)
     cols = torch.where(flip[:, None], cols.flip(1), cols)
     batch = torch.arange(b, device=x.device)[:, None, None]
     out = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]  # (b, h, w, c)
-    return out.permute(0, 3, 1, 2).contiguous()
+    out = out.permute(0, 3, 1, 2)  # NHWC storage already: channels_last as it stands
+    return out if nhwc else out.contiguous()

@@ -7,13 +7,13 @@ its own state for checkpoints and reports its decisions (`summary`) for the run 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Sequence
 
 import numpy as np
 import torch
 
-from harness.config import TrainConfig
+from harness.config import ComputeConfig, TrainConfig
 from harness.data.tensors import DeviceData
 from harness.spaces.base import SearchSpace
 
@@ -34,6 +34,7 @@ class StrategyContext:
     total_steps: int  # the budget in optimiser steps, from the preset (epochs * steps_per_epoch, or train.steps)
     progress: bool = True
     estimate_by: str = "accuracy"  # eval.estimate_by: how supernet-based strategies turn (acc, loss) into a score
+    compute: ComputeConfig = field(default_factory=ComputeConfig)  # [compute]: precision, layout, estimate_archs
 
     def rng(self, *keys: int) -> np.random.Generator:
         """A generator that depends only on (seed, keys): decisions at a step are the same after a resume."""
@@ -54,8 +55,9 @@ class Strategy(ABC):
         return self.ctx.total_steps
 
     @abstractmethod
-    def train_step(self, step: int, images: torch.Tensor, labels: torch.Tensor, arch: Any = None) -> float:
-        """One update; returns the training loss (the engine stops the run if it is not finite)."""
+    def train_step(self, step: int, images: torch.Tensor, labels: torch.Tensor, arch: Any = None) -> torch.Tensor | float:
+        """One update; returns the training loss, preferably as a 0-d tensor left on the device: the engine
+        checks finiteness every train.check_finite_every steps, so a float here costs a host sync per step."""
 
     @abstractmethod
     def estimate(self, archs: Sequence[Any]) -> dict[str, np.ndarray]:

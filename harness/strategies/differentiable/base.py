@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.errors import HarnessError, one_of
-from harness.evaluation import evaluate_archs, supernet_score
+from harness.evaluation import estimate_supernet, supernet_score
 from harness.groundtruth import COLUMNS, load_ground_truth
 from harness.optim import clip_gradients, sgd_with_cosine
 from harness.registry import STRATEGIES
@@ -204,7 +204,7 @@ class DifferentiableStrategy(Strategy):
     def estimate(self, archs: Sequence[Arch]) -> dict[str, np.ndarray]:
         alpha_score = self.alpha_scores(archs)
         self.supernet.eval()
-        acc, loss = evaluate_archs(self.supernet, archs, self.ctx.data.eval_batches(), self.ctx.progress)
+        acc, loss = estimate_supernet(self.supernet, archs, self.ctx.data.eval_batches(), self.ctx.progress, per_pass=self.ctx.compute.estimate_archs)
         score = alpha_score if self.options.rank_by == "alpha" else supernet_score(acc, loss, self.ctx.estimate_by)
         return {"score": score, "alpha_score": alpha_score, "supernet_acc": acc, "supernet_loss": loss}
 
@@ -378,7 +378,7 @@ class Gdas(DifferentiableStrategy):
 def gumbel_hard(alpha: torch.Tensor, tau: float, generator: torch.Generator) -> tuple[torch.Tensor, tuple[int, ...]]:
     """One-hot rows (exactly 0 / 1 in value) whose gradient is that of softmax((log_softmax(alpha) + g) / tau),
     and the sampled op of each row, on the host (one transfer per sample instead of one per op and cell)."""
-    gumbel = -torch.empty(alpha.shape).exponential_(generator=generator).log().to(alpha.device)
+    gumbel = -torch.empty(alpha.shape, device=generator.device).exponential_(generator=generator).log().to(alpha.device)
     soft = F.softmax((F.log_softmax(alpha, dim=-1) + gumbel) / tau, dim=-1)
     index = soft.argmax(dim=-1)
     hard = F.one_hot(index, alpha.shape[-1]).to(soft.dtype)

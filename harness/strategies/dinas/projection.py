@@ -150,9 +150,9 @@ def sample_conv_patches(
     out_h = (h + 2 * ph - kh) // sh + 1
     out_w = (w + 2 * pw - kw) // sw + 1
     padded = torch.nn.functional.pad(x, (pw, pw, ph, ph))
-    img = torch.randint(0, b, (count,), generator=generator).to(x.device)
-    row = (torch.randint(0, out_h, (count,), generator=generator) * sh).to(x.device)
-    col = (torch.randint(0, out_w, (count,), generator=generator) * sw).to(x.device)
+    img = torch.randint(0, b, (count,), generator=generator, device=generator.device).to(x.device)
+    row = (torch.randint(0, out_h, (count,), generator=generator, device=generator.device) * sh).to(x.device)
+    col = (torch.randint(0, out_w, (count,), generator=generator, device=generator.device) * sw).to(x.device)
     dy = torch.arange(kh, device=x.device)
     dx = torch.arange(kw, device=x.device)
     channels = torch.arange(c, device=x.device)

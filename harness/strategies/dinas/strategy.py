@@ -142,7 +142,7 @@ class DisturbanceImmune(SinglePathStrategy):
                 rows = sample_conv_patches(x, module.kernel_size, module.stride, module.padding, count, self._generator(step))
             else:
                 x = x.reshape(-1, x.shape[-1])
-                pick = torch.randperm(len(x), generator=self._generator(step))[:count].to(x.device)
+                pick = torch.randperm(len(x), generator=self._generator(step), device="cpu")[:count].to(x.device)
                 rows = x[pick]
             if module.bias is not None:
                 rows = torch.cat([rows, rows.new_ones(len(rows), 1)], dim=1)

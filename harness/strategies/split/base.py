@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.errors import HarnessError, one_of
-from harness.evaluation import evaluate_archs, supernet_score
+from harness.evaluation import estimate_supernet, supernet_score
 from harness.optim import clip_gradients, sgd_with_cosine
 from harness.strategies.base import Strategy
 
@@ -316,7 +316,8 @@ class SplitStrategy(Strategy):
                 continue
             net = self.nodes[leaf_id].supernet
             net.eval()
-            a, l = evaluate_archs(net, [archs[i] for i in rows], batches, self.ctx.progress, desc=f"estimate sub-supernet {leaf_id}")
+            a, l = estimate_supernet(net, [archs[i] for i in rows], batches, self.ctx.progress, f"estimate sub-supernet {leaf_id}",
+                                     self.ctx.compute.estimate_archs)
             acc[rows], loss[rows] = a, l
         return {"score": supernet_score(acc, loss, self.ctx.estimate_by), "holdout_acc": acc, "holdout_loss": loss, "sub_supernet": owner}
 

@@ -61,7 +61,7 @@ def lid_profiles(net, edge: int, ops: Sequence[int], x: torch.Tensor, path, k: i
     for op in ops:
         arch = type(path)(tuple(op if e == edge else o for e, o in enumerate(path.ops)))
         feats = net.features(x, arch)
-        rows.append(torch.tensor([batch_lid(feats[i], k) for i in keep]))
+        rows.append(torch.tensor([batch_lid(feats[i], k) for i in keep], device=x.device))
         del feats
     return torch.stack(rows)
 

@@ -60,7 +60,8 @@ def synflow(model: nn.Module, input_shape: tuple[int, ...]) -> float:
             p.abs_()
     net.zero_grad(set_to_none=True)
     net.eval()
-    out = net(torch.ones((1, *input_shape), dtype=torch.float64))
+    param = next(net.parameters())
+    out = net(torch.ones((1, *input_shape), dtype=torch.float64, device=param.device))
     out.sum().backward()
     total = 0.0
     for w in scored_weights(net):
@@ -76,7 +77,7 @@ def naswot(model: nn.Module, images: torch.Tensor) -> float:
     over every nn.ReLU of the model; a network that separates the images well has a large determinant.
     """
     n = images.shape[0]
-    kernel = torch.zeros(n, n, dtype=torch.float64)
+    kernel = torch.zeros(n, n, dtype=torch.float64, device=images.device)
 
     def count(_module, inputs, _output):
         codes = (inputs[0].detach().reshape(n, -1) > 0).double()

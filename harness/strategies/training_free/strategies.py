@@ -73,7 +73,7 @@ class TrainingFreeStrategy(Strategy):
                     f"strategy.{self.name}.batch_size={size} exceeds the {len(data.train_y)} training images of this preset"
                 )
             generator = torch.Generator().manual_seed(init_seed(self.ctx.seed, "proxy-batch"))
-            rows = torch.randperm(len(data.train_y), generator=generator)[:size].sort().values
+            rows = torch.randperm(len(data.train_y), generator=generator, device=generator.device)[:size].sort().values
             self._batch_rows = rows.tolist()
             rows = rows.to(data.device)
             self._batch = (data.train_x[rows], data.train_y[rows])
