@@ -73,9 +73,10 @@ def train(
                 forced = hook.forced_arch(step) or forced
             loss = strategy.train_step(step, images, labels, forced)
             if not math.isfinite(loss):
+                # Steps are counted as in checkpoints and status.json: step k is the k-th optimiser step.
                 raise DivergenceError(
-                    f"training diverged: loss={loss} at step {step}; the last good checkpoint (step {last_saved}) is kept "
-                    f"-- lower train.lr or raise train.grad_clip, then rerun"
+                    f"training diverged: loss={loss} at step {step + 1}/{total}; the last good checkpoint (step {last_saved}) is kept "
+                    f"-- lower train.lr, or clip harder with a smaller positive train.grad_clip, and start a new run with --name"
                 )
             running = loss if math.isnan(running) else 0.98 * running + 0.02 * loss
             for hook in hooks:

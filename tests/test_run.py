@@ -63,7 +63,9 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, env_data, monkeypa
     monkeypatch.setattr(WeightSharing, "train_step", dies_at_step_11)
     with pytest.raises(KeyboardInterrupt):
         bench(smoke(tmp_path, name="resumed", overrides=("train.epochs=2",)))
-    assert read_json(tmp_path / "resumed" / "status.json")["state"] == "failed"
+    status = read_json(tmp_path / "resumed" / "status.json")
+    assert status["state"] == "interrupted" and status["phase"] == "training"
+    assert "interrupted by SIGINT during training" in (tmp_path / "resumed" / "run.log").read_text()
     assert not (tmp_path / "resumed" / "metrics.json").exists()
     assert torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=False)["step"] == 8
     monkeypatch.setattr(WeightSharing, "train_step", original)
@@ -75,7 +77,7 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, env_data, monkeypa
 
 def test_resume_refuses_a_changed_config(tmp_path, env_data):
     bench(smoke(tmp_path, name="r"))
-    with pytest.raises(HarnessError, match="config.json differs"):
+    with pytest.raises(HarnessError, match=r"differs from the run in train.lr \(run 0.05, this command 0.01\)"):
         bench(smoke(tmp_path, name="r", resume=True, overrides=("train.lr=0.01",)))
 
 
@@ -87,7 +89,7 @@ def test_non_finite_loss_stops_and_keeps_the_checkpoint(tmp_path, env_data, monk
         return math.nan if step == 6 else loss
 
     monkeypatch.setattr(WeightSharing, "train_step", nan_at_step_6)
-    with pytest.raises(DivergenceError, match="loss=nan at step 6; the last good checkpoint \\(step 4\\)"):
+    with pytest.raises(DivergenceError, match="loss=nan at step 7/8; the last good checkpoint \\(step 4\\) is kept -- lower train.lr, or clip harder"):
         bench(smoke(tmp_path))
     run = tmp_path / "ws-nb201-smoke-seed0"
     assert torch.load(run / "checkpoint.pt", weights_only=False)["step"] == 4
@@ -168,10 +170,13 @@ def test_a_run_recorded_before_a_new_setting_existed_still_resumes(tmp_path, env
     bench(smoke(tmp_path))
     path = tmp_path / "ws-nb201-smoke-seed0" / "config.json"
     record = read_json(path)
-    del record["config"]["eval"]["estimate_by"]  # as written by a harness without that setting
+    del record["identity"]["config"]["eval"]["estimate_by"]  # as written by a harness without that setting
     path.write_text(json.dumps(record))
     assert bench(smoke(tmp_path, resume=True))["metrics"]["kendall_tau"] is not None
-    record["config"]["eval"]["bootstrap"] += 1  # a real difference is still refused
+    legacy = {k: v for k, v in record.items() if k not in ("identity", "identity_digest")}  # before identities
+    path.write_text(json.dumps(legacy))
+    assert bench(smoke(tmp_path, resume=True))["metrics"]["kendall_tau"] is not None
+    record["identity"]["config"]["eval"]["bootstrap"] += 1  # a real difference is still refused
     path.write_text(json.dumps(record))
     with pytest.raises(HarnessError, match="differs"):
         bench(smoke(tmp_path, resume=True))
