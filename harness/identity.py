@@ -52,18 +52,23 @@ def digest_of(identity: dict) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def run_identity(req, cfg, options, files: list[Path], root, device: torch.device) -> dict:
+def config_identity(req, cfg, options) -> dict:
+    """The part of the identity known without reading data or choosing a device."""
     config = cfg.to_dict()
     config["strategy"] = {req.strategy: cfg.strategy.get(req.strategy, {})}
-    identity = {
+    return {
         "strategy": req.strategy,
         "space": req.space,
         "seed": req.seed,
         "config": _jsonable(config),
         "options": _jsonable(dataclasses.asdict(options)) if dataclasses.is_dataclass(options) else {},
-        "data_files": {_relative(f, root): file_digest(f) for f in files},
-        "device_kind": device_kind(device),
     }
+
+
+def run_identity(req, cfg, options, files: list[Path], root, device: torch.device) -> dict:
+    identity = config_identity(req, cfg, options)
+    identity["data_files"] = {_relative(f, root): file_digest(f) for f in files}
+    identity["device_kind"] = device_kind(device)
     identity["digest"] = digest_of(identity)
     return identity
 
@@ -127,7 +132,8 @@ def legacy_identity(record: dict) -> dict:
     return {k: record[k] for k in ("strategy", "space", "seed", "config") if k in record}
 
 
-def check_identity(run_dir: Path, current: dict, options_cls=None) -> None:
+def recorded_identity(run_dir: Path) -> dict:
+    """The identity block of a run's config.json (or what an older config.json says); raises if unreadable."""
     try:
         record = read_json(run_dir / "config.json")
         if not isinstance(record, dict) or "config" not in record:
@@ -136,7 +142,14 @@ def check_identity(run_dir: Path, current: dict, options_cls=None) -> None:
         raise HarnessError(
             f"cannot resume {run_dir}: its config.json is corrupt ({type(exc).__name__}); move the directory away or use --name for a new run"
         ) from None
-    recorded = record.get("identity") or legacy_identity(record)
+    return record.get("identity") or legacy_identity(record)
+
+
+def check_identity(run_dir: Path, current: dict, options_cls=None) -> None:
+    """Raises naming every field in which `current` differs from the run's record. Fields `current` lacks
+    (a sweep's check before reading any data) are not compared."""
+    recorded = recorded_identity(run_dir)
+    recorded = {k: v for k, v in recorded.items() if k in current}
     diffs = differences(recorded, current, options_cls)
     if diffs:
         shown = "; ".join(diffs[:4]) + (f"; and {len(diffs) - 4} more" if len(diffs) > 4 else "")
