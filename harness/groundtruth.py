@@ -63,10 +63,24 @@ def load_ground_truth(path: str | Path | None = None, root=None) -> GroundTruth:
         raise HarnessError(f"ground-truth file {path} has {len(table)} rows; expected {NUM_ARCHS} with index 0..{NUM_ARCHS - 1} in order")
     if table[list(COLUMNS)].isna().any().any():
         raise HarnessError(f"ground-truth file {path} has empty accuracy cells; {HOW_TO_GET}")
+    for column in COLUMNS:
+        check_accuracies(table, column, path)
     gt = GroundTruth(table, path)
     if len(set(gt.codes.tolist())) != NUM_ARCHS:
         raise HarnessError(f"ground-truth file {path} repeats architectures; every one of the {NUM_ARCHS} must appear once")
     return gt
+
+
+def check_accuracies(table: pd.DataFrame, column: str, path) -> None:
+    """Accuracies are numbers in 0..100 (percent); anything else would be ranked silently."""
+    values = pd.to_numeric(table[column], errors="coerce")
+    bad = values.isna() | (values < 0) | (values > 100)
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise HarnessError(
+            f"ground-truth file {path}: {column}={table[column].iloc[row]!r} at index {row} is not an accuracy; accepted: numbers in 0..100 (percent)"
+        )
+    table[column] = values.astype(np.float64)
 
 
 def check_against_enumeration(gt: GroundTruth) -> None:
