@@ -53,7 +53,8 @@ def load_ground_truth(path: str | Path | None = None, root=None) -> GroundTruth:
     if not path.is_file():
         raise HarnessError(f"ground-truth file not found at {path}; {HOW_TO_GET}")
     try:
-        table = pd.read_csv(path, dtype={"index": np.int64, "arch": str})
+        # Only empty cells are missing: a word such as "n/a" is reported as the bad value it is.
+        table = pd.read_csv(path, dtype={"index": np.int64, "arch": str}, keep_default_na=False, na_values=[""])
     except Exception as exc:  # noqa: BLE001
         raise HarnessError(f"corrupt ground-truth file {path}: {exc}; {HOW_TO_GET}") from None
     missing = [c for c in ("index", "arch", *COLUMNS) if c not in table.columns]
@@ -77,8 +78,10 @@ def check_accuracies(table: pd.DataFrame, column: str, path) -> None:
     bad = values.isna() | (values < 0) | (values > 100)
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
+        raw = table[column].iloc[row]
+        raw = raw.item() if hasattr(raw, "item") else raw
         raise HarnessError(
-            f"ground-truth file {path}: {column}={table[column].iloc[row]!r} at index {row} is not an accuracy; accepted: numbers in 0..100 (percent)"
+            f"ground-truth file {path}: {column}={raw!r} at index {row} is not an accuracy; accepted: numbers in 0..100 (percent)"
         )
     table[column] = values.astype(np.float64)
 
