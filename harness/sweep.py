@@ -135,7 +135,7 @@ def _run_cell(req, marker: str | None) -> dict:
         return {"state": "failed", "error": f"{type(exc).__name__}: {exc}".splitlines()[0], "tau": None}
 
 
-def _start_ray(address: str | None, data_dir: str | None):
+def _start_ray(address: str | None, data_dir: str | None, num_cpus: int | None = None):
     import ray
 
     if ray.is_initialized():
@@ -148,8 +148,9 @@ def _start_ray(address: str | None, data_dir: str | None):
         # Local workers import this checkout; a cluster's workers need harness installed.
         package_root = str(Path(__file__).resolve().parents[1])
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
+    local = {"num_cpus": num_cpus} if address is None and num_cpus else {}
     ray.init(address=address, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env},
-             configure_logging=False)
+             configure_logging=False, **local)
     return ray, True
 
 
