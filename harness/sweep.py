@@ -85,7 +85,7 @@ def prepare(cells, runs_dir: Path, cpus_per_run: float, data_dir) -> tuple[list,
     """Validates every cell before any work. Returns (requests, results): results[i] is already final for
     invalid cells, complete runs and runs whose record does not match; None where the cell must run."""
     from harness.identity import check_identity, config_identity
-    from harness.run import plan
+    from harness.run import plan, run_name
 
     requests, results, seen = [], [], {}
     for cell in cells:
@@ -94,7 +94,7 @@ def prepare(cells, runs_dir: Path, cpus_per_run: float, data_dir) -> tuple[list,
             p = plan(req)
         except HarnessError as exc:
             requests.append(req)
-            results.append(CellResult(cell, Path(req.runs_dir) / (req.name or "?"), "invalid", str(exc), None))
+            results.append(CellResult(cell, Path(req.runs_dir) / run_name(req), "invalid", str(exc), None))
             continue
         if p.run_dir in seen:
             raise HarnessError(f"sweep cells {seen[p.run_dir]} and {cell} write the same run directory {p.run_dir}; give them distinct labels")

@@ -162,3 +162,17 @@ def test_override_sets_are_a_grid_dimension():
     cells = build_cells(["ws", "params"], [0, 1], ["smoke"], ["nb201"], ["eval.bootstrap=10"], [(name, sets), ("base", ("train.lr=0.05",))])
     assert len(cells) == 8 and {c.label for c in cells} == {"low", "base"}
     assert all(c.overrides[0] == "eval.bootstrap=10" for c in cells)
+
+
+def test_paper_runs_what_is_missing_through_the_sweep(ray_local, tmp_path, capsys):
+    spec = tmp_path / "tiny.toml"
+    spec.write_text('title = "tiny"\npreset = "smoke"\nseeds = [0, 1]\n\n[[metrics]]\npath = "metrics.kendall_tau"\n'
+                    'header = "tau"\n\n[[runs]]\nstrategy = "params"\nlabel = "params"\n')
+    runs = tmp_path / "runs"
+    assert cli.main(["paper", str(spec), "--runs-dir", str(runs), "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "running 2 missing or partial runs through the sweep" in out
+    for seed in (0, 1):
+        assert read_json(runs / f"params-nb201-smoke-seed{seed}" / "status.json")["state"] == "complete"
+    assert cli.main(["paper", str(spec), "--runs-dir", str(runs), "--out", str(tmp_path / "out")]) == 0
+    assert "through the sweep" not in capsys.readouterr().out  # nothing missing: nothing run
