@@ -351,3 +351,40 @@ def test_same_command_twice_gives_identical_predictions_whatever_the_callers_thr
     assert outputs[0] == outputs[1]
     a, b = (read_json(tmp_path / w / "ws-nb201-smoke-seed0" / "config.json")["identity"]["digest"] for w in "ab")
     assert a == b
+
+
+def test_reruns_of_one_identity_are_duplicates_not_extra_seeds(tmp_path, capsys):
+    from harness.reports.collect import collect
+    from harness.reports.search_table import collect as collect_search, render
+    from harness.reports.tables import aggregate
+    from tests.test_tables import write_run
+
+    root = tmp_path / "runs"
+    first = write_run(root, "ws", 0, 0.40)
+    write_run(root, "ws", 1, 0.50)
+    rerun = root / (first.name + "-again")
+    shutil.copytree(first, rerun)  # the same seed and config run twice (e.g. with --name)
+    metrics = read_json(rerun / "metrics.json")
+    metrics["metrics"]["kendall_tau"] = 0.10
+    (rerun / "metrics.json").write_text(json.dumps(metrics))
+    runs = collect(root)
+    assert runs.set_index("run").loc[rerun.name, "duplicate_of"] == first.name
+    row = aggregate(runs).set_index("strategy").loc["ws"]
+    assert row["n"] == 2 and row["seeds"] == "0,1" and row["kendall_tau_mean"] == pytest.approx(0.45)
+    assert cli.main(["tables", "--runs-dir", str(root), "--out", str(tmp_path / "out"), "--no-figures"]) == 0
+    markdown = (tmp_path / "out" / "runs.md").read_text()
+    assert "Re-runs of a run above" in markdown and rerun.name in markdown
+
+    # search-table: the same rule for differentiable-search runs.
+    history = [{"arch": "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",
+                "cifar10_test": 93.0, "cifar100_test": 70.0, "imagenet16_120_test": 44.0,
+                "skip_fraction": 0.1, "none_fraction": 0.0}]
+    search = tmp_path / "search"
+    a = write_run(search, "darts", 0, 0.2, metrics={"strategy_summary": {"history": history}})
+    shutil.copytree(a, search / (a.name + "-again"))
+    frame = collect_search([search])
+    assert frame["duplicate_of"].notna().sum() == 1
+    text = render(frame)
+    assert f"{a.name}-again = {a.name}" in text
+    ours = next(line for line in text.splitlines() if line.startswith("| darts (this harness)"))
+    assert "| 0 |" in ours  # one seed, not "0,0"

@@ -8,7 +8,6 @@ ground-truth column). The published rows are data (published_search.toml), print
 from __future__ import annotations
 
 import json
-
 import tomllib
 from importlib import resources
 from pathlib import Path
