@@ -229,6 +229,9 @@ def bench(req: BenchRequest) -> dict:
 
     run_dir.mkdir(parents=True, exist_ok=True)
     with RunLock(run_dir):
+        # Checked again under the lock: another process may have created the run since the check above.
+        if (run_dir / "config.json").exists() and not req.resume:
+            raise HarnessError(f"run directory {run_dir} already exists (status: {_state_of(run_dir)}); pass --resume to continue it, or --name to start another")
         if (run_dir / "config.json").exists():
             check_identity(run_dir, identity, p.strategy_cls.Options)
             if (run_dir / "metrics.json").exists() and _state_of(run_dir) == "complete":
