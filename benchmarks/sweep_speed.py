@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from harness.data.paths import data_root
-from harness.run import bench
-from harness.sweep import Cell, _start_ray, cell_request, run_cells, summary_table
+# This checkout's harness (also the one the Ray workers import), not whichever is installed.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from harness.data.paths import data_root  # noqa: E402
+from harness.run import bench  # noqa: E402
+from harness.sweep import Cell, _start_ray, cell_request, run_cells, summary_table  # noqa: E402
 
 
 def main() -> None:
