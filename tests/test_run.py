@@ -388,3 +388,15 @@ def test_reruns_of_one_identity_are_duplicates_not_extra_seeds(tmp_path, capsys)
     assert f"{a.name}-again = {a.name}" in text
     ours = next(line for line in text.splitlines() if line.startswith("| darts (this harness)"))
     assert "| 0 |" in ours  # one seed, not "0,0"
+
+
+def test_a_run_killed_without_warning_is_told_from_a_running_one(tmp_path, env_data):
+    from harness.reports.collect import read_run
+
+    bench(smoke(tmp_path, name="k", overrides=("train.steps=2",)))
+    run = tmp_path / "k"
+    (run / "status.json").write_text('{"state": "running", "step": 1}')  # as SIGKILL leaves it
+    (run / "metrics.json").unlink()
+    assert read_run(run)["state"] == "killed"
+    with RunLock(run):
+        assert read_run(run)["state"] == "running"

@@ -5,6 +5,7 @@ every field is optional here and a missing one becomes NaN / None, never an exce
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import math
@@ -60,6 +61,20 @@ def config_digest(config: dict | None) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
 
 
+def _lock_held(path: Path) -> bool | None:
+    """Whether a process holds the run's lock now (None: a run from before locks existed)."""
+    try:
+        with open(path / "run.lock") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return False
+    except OSError:
+        return None
+
+
 def is_run_dir(path: Path) -> bool:
     return path.is_dir() and any((path / name).exists() for name in RUN_FILES)
 
@@ -71,6 +86,8 @@ def read_run(path: Path) -> dict:
     state = status.get("state") or ("complete" if metrics else "unknown")
     if state == "complete" and not metrics:
         state = "incomplete"  # status says done but the result file is missing
+    if state == "running" and _lock_held(path) is False:
+        state = "killed"  # says running, but no process holds it: killed without a chance to record it (SIGKILL, power)
     cfg = config.get("config") if isinstance(config.get("config"), dict) else {}
     shape = cfg.get("shape", {}) if isinstance(cfg.get("shape"), dict) else {}
     eval_cfg = cfg.get("eval", {}) if isinstance(cfg.get("eval"), dict) else {}
