@@ -136,7 +136,10 @@ def _run_cell(req, marker: str | None) -> dict:
 
 
 def _start_ray(address: str | None, data_dir: str | None, num_cpus: int | None = None):
-    import ray
+    try:
+        import ray
+    except ImportError:
+        raise HarnessError("sweeps run on Ray, which is not installed; accepted: `pip install ray==2.60.0` (or `make setup`)") from None
 
     if ray.is_initialized():
         return ray, False
