@@ -14,7 +14,7 @@ ARGS ?=
 HARNESS_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),$(CURDIR)/data)
 export HARNESS_DATA
 
-.PHONY: setup bench test list clean-runs
+.PHONY: setup bench test list clean-runs sweep
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,14 @@ setup: $(VENV)/.installed
 
 bench: setup
 	$(PY) -m harness bench --strategy $(STRATEGY) --space $(SPACE) --preset $(PRESET) --seed $(SEED) $(ARGS)
+
+# A grid of runs on Ray (local unless RAY_ADDRESS is set); rerunning skips complete runs and resumes the rest:
+#   make sweep STRATEGIES=ws,params SEEDS=0,1 PRESETS=smoke
+STRATEGIES ?= ws,params
+SEEDS ?= 0,1
+PRESETS ?= $(PRESET)
+sweep: setup
+	$(PY) -m harness sweep --strategies $(STRATEGIES) --seeds $(SEEDS) --presets $(PRESETS) $(ARGS)
 
 test: setup
 	$(PY) -m pytest

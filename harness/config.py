@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tomllib
+import types
+import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -39,10 +42,20 @@ class TrainConfig:
     check_finite_every: int = 50
 
     def validate(self) -> None:
+        if self.steps < 0:
+            raise HarnessError(f"train.steps={self.steps!r} must be >= 0 (0 = epochs x steps per epoch)")
+        if self.epochs < 0:
+            raise HarnessError(f"train.epochs={self.epochs!r} must be >= 0")
         if self.epochs < 1 and self.steps < 1:
             raise HarnessError(f"train.epochs={self.epochs} and train.steps={self.steps}: one must be positive")
         if self.lr <= 0:
             raise HarnessError(f"train.lr={self.lr!r} must be > 0")
+        if not 0 <= self.lr_min <= self.lr:
+            raise HarnessError(f"train.lr_min={self.lr_min!r} must be in 0..train.lr ({self.lr!r})")
+        if not 0 <= self.momentum < 1:
+            raise HarnessError(f"train.momentum={self.momentum!r} must be in [0, 1)")
+        if self.weight_decay < 0:
+            raise HarnessError(f"train.weight_decay={self.weight_decay!r} must be >= 0")
         if self.grad_clip < 0:
             raise HarnessError(f"train.grad_clip={self.grad_clip!r} must be >= 0 (0 disables clipping)")
         if self.check_finite_every < 1:
@@ -64,6 +77,12 @@ class EvalConfig:
     # probe_metrics): any setting is chosen on these, never on the scored set's ground truth.
     probe_archs: int = 0
     probe_seed: int = 1
+    # Estimates are computed and checkpointed this many architectures at a time, so a run killed while
+    # scoring resumes after the last finished chunk; a strategy batches freely within a chunk.
+    chunk_archs: int = 1000
+    # Scoring a CIFAR-100 run against a CIFAR-10 ground-truth column (or the reverse) is refused unless
+    # this is set; then the run warns and its summary names both.
+    allow_other_dataset_ground_truth: bool = False
 
     def validate(self) -> None:
         from harness.evaluation import ESTIMATE_BY
@@ -75,6 +94,13 @@ class EvalConfig:
             raise HarnessError(f"eval.probe_archs={self.probe_archs!r} must be 0 (none) or at least 2")
         if self.num_archs < 0 or self.num_archs == 1:
             raise HarnessError(f"eval.num_archs={self.num_archs!r} must be 0 (all) or at least 2")
+        if self.bootstrap < 1:
+            raise HarnessError(f"eval.bootstrap={self.bootstrap!r} must be >= 1 (resamples for the confidence interval)")
+        for name in ("arch_seed", "probe_seed"):
+            if getattr(self, name) < 0:
+                raise HarnessError(f"eval.{name}={getattr(self, name)!r} must be >= 0")
+        if self.chunk_archs < 1:
+            raise HarnessError(f"eval.chunk_archs={self.chunk_archs!r} must be >= 1")
 
 
 PRECISIONS = ("fp32", "bf16")
@@ -158,17 +184,45 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), value
 
 
-def _build(cls, values: dict, section: str):
+def _accepted_types(cls, f: dataclasses.Field) -> tuple[type, ...]:
+    """The types a field accepts, from its annotation (so `int | None` fields are checked too)."""
+    try:
+        hint = typing.get_type_hints(cls)[f.name]
+    except Exception:  # noqa: BLE001 - an unresolvable annotation: fall back to the default's type
+        hint = type(f.default) if f.default not in (dataclasses.MISSING, None) else object
+    args = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    accepted = tuple(a for a in args if isinstance(a, type) and a is not type(None))
+    return accepted or (object,)
+
+
+def _type_error(section: str, key: str, value, accepted: tuple[type, ...]) -> HarnessError:
+    names = " or ".join(t.__name__ for t in accepted)
+    return HarnessError(f"{section}.{key}={value!r} has type {type(value).__name__}; expected {names}")
+
+
+def _check_value(section: str, key: str, value, accepted: tuple[type, ...]) -> None:
+    if object in accepted:
+        return
+    # bool is an int subclass: `true` for an integer setting is a mistake, not 1.
+    if isinstance(value, bool) and bool not in accepted:
+        raise _type_error(section, key, value, accepted)
+    ok = isinstance(value, accepted) or (float in accepted and isinstance(value, int) and not isinstance(value, bool))
+    if not ok:
+        raise _type_error(section, key, value, accepted)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise HarnessError(f"{section}.{key}={value!r} must be a finite number")
+
+
+def _build(cls, values, section: str):
+    if not isinstance(values, dict):
+        raise HarnessError(f"[{section}] is a table of settings, got {values!r}; set its keys instead, e.g. --set {section}.KEY=VALUE")
     names = {f.name: f for f in dataclasses.fields(cls)}
     for key, value in values.items():
         if key not in names:
             raise one_of(f"key in [{section}]", key, names)
-        default = names[key].default
-        if default is not dataclasses.MISSING and default is not None and not isinstance(value, type(default)):
-            if not (isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool)):
-                raise HarnessError(
-                    f"{section}.{key}={value!r} has type {type(value).__name__}; expected {type(default).__name__}"
-                )
+        if isinstance(value, dict):
+            raise HarnessError(f"{section}.{key} is a single value, not a table; accepted: --set {section}.{key}=VALUE")
+        _check_value(section, key, value, _accepted_types(cls, names[key]))
     obj = cls(**values)
     if hasattr(obj, "validate"):
         obj.validate()
@@ -189,8 +243,25 @@ def resolve(preset: str, overrides: list[str] | tuple[str, ...] = (), space: str
     for section in raw:
         if section not in accepted:
             raise one_of("config section", section, accepted)
+    for section in ("strategy", "features"):
+        tables = raw.get(section, {})
+        if not isinstance(tables, dict):
+            raise HarnessError(f"[{section}] is a table of tables, got {tables!r}; accepted: --set {section}.NAME.KEY=VALUE")
+        for name, table in tables.items():
+            if not isinstance(table, dict):
+                raise HarnessError(f"{section}.{name}={table!r} is not a table of options; accepted: --set {section}.{name}.KEY=VALUE")
     built = {name: _build(cls, raw.get(name, {}), name) for name, cls in SECTIONS.items()}
     return Config(preset=preset, strategy=raw.get("strategy", {}), features=raw.get("features", {}), **built)
+
+
+def check_strategy_overrides(strategy: str, overrides) -> None:
+    """Options set on the command line for a strategy that is not the running one would be silently ignored."""
+    for text in overrides:
+        path, _ = parse_override(text)
+        if len(path) >= 2 and path[0] == "strategy" and path[1] != strategy:
+            raise HarnessError(
+                f"override {text!r} sets options of strategy {path[1]!r}, but this run's strategy is {strategy!r}; accepted: strategy.{strategy}.KEY=VALUE"
+            )
 
 
 def build_options(options_cls, values: dict, strategy: str):

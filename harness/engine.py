@@ -105,10 +105,11 @@ class _LossWindow:
         if not bool(finite.all()):  # the one host sync of the window
             bad = int((~finite).nonzero()[0, 0])
             first, last = self.first_step, self.first_step + len(self.losses) - 1
+            # Steps are counted as in checkpoints and status.json: step k is the k-th optimiser step.
             raise DivergenceError(
-                f"training diverged: loss={float(values[bad].cpu())} at step {first + bad}; the last good checkpoint "
-                f"(step {last_saved}) is kept -- lower train.lr or raise train.grad_clip, then rerun "
-                f"(steps {first}..{last} were checked together)"
+                f"training diverged: loss={float(values[bad].cpu())} at step {first + bad + 1} (steps {first + 1}..{last + 1} "
+                f"were checked together); the last good checkpoint (step {last_saved}) is kept -- lower train.lr, or clip "
+                f"harder with a smaller positive train.grad_clip, and start a new run with --name"
             )
         self.first_step, self.losses = None, []
 

@@ -53,7 +53,8 @@ def load_ground_truth(path: str | Path | None = None, root=None) -> GroundTruth:
     if not path.is_file():
         raise HarnessError(f"ground-truth file not found at {path}; {HOW_TO_GET}")
     try:
-        table = pd.read_csv(path, dtype={"index": np.int64, "arch": str})
+        # Only empty cells are missing: a word such as "n/a" is reported as the bad value it is.
+        table = pd.read_csv(path, dtype={"index": np.int64, "arch": str}, keep_default_na=False, na_values=[""])
     except Exception as exc:  # noqa: BLE001
         raise HarnessError(f"corrupt ground-truth file {path}: {exc}; {HOW_TO_GET}") from None
     missing = [c for c in ("index", "arch", *COLUMNS) if c not in table.columns]
@@ -63,10 +64,26 @@ def load_ground_truth(path: str | Path | None = None, root=None) -> GroundTruth:
         raise HarnessError(f"ground-truth file {path} has {len(table)} rows; expected {NUM_ARCHS} with index 0..{NUM_ARCHS - 1} in order")
     if table[list(COLUMNS)].isna().any().any():
         raise HarnessError(f"ground-truth file {path} has empty accuracy cells; {HOW_TO_GET}")
+    for column in COLUMNS:
+        check_accuracies(table, column, path)
     gt = GroundTruth(table, path)
     if len(set(gt.codes.tolist())) != NUM_ARCHS:
         raise HarnessError(f"ground-truth file {path} repeats architectures; every one of the {NUM_ARCHS} must appear once")
     return gt
+
+
+def check_accuracies(table: pd.DataFrame, column: str, path) -> None:
+    """Accuracies are numbers in 0..100 (percent); anything else would be ranked silently."""
+    values = pd.to_numeric(table[column], errors="coerce")
+    bad = values.isna() | (values < 0) | (values > 100)
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raw = table[column].iloc[row]
+        raw = raw.item() if hasattr(raw, "item") else raw
+        raise HarnessError(
+            f"ground-truth file {path}: {column}={raw!r} at index {row} is not an accuracy; accepted: numbers in 0..100 (percent)"
+        )
+    table[column] = values.astype(np.float64)
 
 
 def check_against_enumeration(gt: GroundTruth) -> None:

@@ -1,14 +1,18 @@
 """One benchmark run: config -> data + space -> strategy training -> estimates -> metrics -> run directory.
 
-Run directory files (all written atomically): config.json, status.json, checkpoint.pt, predictions.csv,
-metrics.json, env.json, run.log. A run directory is never overwritten: an existing one is continued
-with --resume (its config must match) or refused.
+Run directory files (all written atomically): config.json (with the run's identity), status.json,
+checkpoint.pt, estimates.npz (estimates checkpointed chunk by chunk), predictions.csv, metrics.json,
+env.json, run.log, run.lock. A run directory is never overwritten: an existing one is continued with
+--resume (its identity must match) or refused, and only one process at a time may hold it.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
+import os
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,18 +24,21 @@ import torch
 
 from harness import engine
 from harness.archsets import disjoint_archs, scored_archs
-from harness.config import Config, build_options, resolve, same_config
+from harness.config import Config, build_options, check_strategy_overrides, resolve
 from harness.data.paths import data_root
 from harness.data.tensors import DeviceData
 from harness.envinfo import environment, git_state
 from harness.errors import HarnessError
 from harness.fileio import atomic_write, read_json, write_json
 from harness.groundtruth import GroundTruth
+from harness.identity import check_identity, run_identity
+from harness.lock import RunLock
 from harness.metrics import ranking_report
 from harness.registry import FEATURES, SPACES, STRATEGIES
 from harness.strategies.base import StrategyContext
 
 RUNS_DIR = Path("results/runs")
+ESTIMATES_FILE = "estimates.npz"
 
 
 @dataclass
@@ -47,7 +54,6 @@ class BenchRequest:
     device: str = "auto"
     data_dir: str | None = None
     progress: bool = True
-
 
 def pick_device(name: str) -> torch.device:
     if name == "auto":
@@ -66,7 +72,59 @@ def run_name(req: BenchRequest) -> str:
     return base
 
 
-def _record(cfg: Config, req: BenchRequest, device: torch.device) -> dict:
+def check_run_dir(runs_dir: Path, name: str) -> Path:
+    """The run directory for `name` under `runs_dir`, refusing names that leave it and unusable folders."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name or name != name.strip() or "\x00" in name:
+        raise HarnessError(f"--name {name!r} must be a plain folder name inside the runs directory (no '/', '..' or surrounding spaces)")
+    runs_dir = Path(runs_dir)
+    if runs_dir.exists() and not runs_dir.is_dir():
+        raise HarnessError(f"--runs-dir {runs_dir} is not a directory; accepted: a directory, or a path that does not exist yet")
+    existing = runs_dir
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise HarnessError(f"--runs-dir {runs_dir} is not writable ({existing} is not a writable directory); accepted: a writable directory")
+    return runs_dir / name
+
+
+@dataclass
+class Plan:
+    """A validated request: everything that can be checked without data or training."""
+
+    req: BenchRequest
+    strategy_cls: Any
+    space: Any
+    cfg: Config
+    options: Any
+    device: torch.device
+    run_dir: Path
+    ground_truth_warning: str | None
+
+
+def plan(req: BenchRequest) -> Plan:
+    """Validates a request before any work (also used by sweeps, for every cell before any run starts)."""
+    strategy_cls = STRATEGIES.get(req.strategy)
+    space = SPACES.get(req.space)()
+    if isinstance(req.seed, bool) or not isinstance(req.seed, int) or req.seed < 0:
+        raise HarnessError(f"--seed {req.seed!r} must be an integer >= 0")
+    check_strategy_overrides(req.strategy, req.overrides)
+    cfg = resolve(req.preset, req.overrides, space=req.space)
+    options = build_options(strategy_cls.Options, cfg.strategy.get(req.strategy, {}), req.strategy)
+    device = pick_device(req.device)
+    run_dir = check_run_dir(req.runs_dir, run_name(req))
+    warning = None
+    dataset, column = cfg.data.dataset, cfg.eval.ground_truth
+    if space.ground_truth_dataset(column) != dataset:
+        if not cfg.eval.allow_other_dataset_ground_truth:
+            raise HarnessError(
+                f"data.dataset={dataset!r} would be scored against ground-truth column eval.ground_truth={column!r} of another "
+                f"dataset; accepted: eval.ground_truth={dataset}_test, or --set eval.allow_other_dataset_ground_truth=true"
+            )
+        warning = f"trained on {dataset} but scored against the {column} ground truth (eval.allow_other_dataset_ground_truth=true)"
+    return Plan(req, strategy_cls, space, cfg, options, device, run_dir, warning)
+
+
+def _record(cfg: Config, req: BenchRequest, device: torch.device, identity: dict) -> dict:
     record = cfg.to_dict()
     record["strategy"] = {req.strategy: cfg.strategy.get(req.strategy, {})}
     return {
@@ -77,6 +135,8 @@ def _record(cfg: Config, req: BenchRequest, device: torch.device) -> dict:
         "overrides": list(req.overrides),
         "device": str(device),
         "config": record,
+        "identity": identity,
+        "identity_digest": identity["digest"],
     }
 
 
@@ -97,35 +157,54 @@ def _close_logger(log: logging.Logger) -> None:
         log.removeHandler(handler)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM outside the training loop (which handles it itself): ends the run like Ctrl-C."""
+
+
+class _TermAsInterrupt:
+    def __enter__(self):
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGTERM, self._raise)
+        return self
+
+    @staticmethod
+    def _raise(signum, _frame):
+        raise Terminated(signal.Signals(signum).name)
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+
+
+def _record_end(status_path: Path, log: logging.Logger, status: dict, message: str, level: int = logging.ERROR) -> None:
+    """Best effort: on a full disk the status write itself may fail; run.log and stderr still say why."""
+    status = {**status, "ended": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "pid": os.getpid()}
+    try:
+        write_json(status_path, status)
+    except OSError:
+        try:  # in place: no new file to allocate
+            with open(status_path, "w") as handle:
+                handle.write(json.dumps(status) + "\n")
+        except OSError:
+            pass
+    try:
+        log.log(level, "%s", message)
+    except Exception:  # noqa: BLE001 - logging must never mask the run's own error
+        pass
+
+
 def bench(req: BenchRequest) -> dict:
     """Runs (or resumes) one benchmark and returns its metrics.json content."""
-    strategy_cls = STRATEGIES.get(req.strategy)
-    space = SPACES.get(req.space)()
-    cfg = resolve(req.preset, req.overrides, space=req.space)
-    options = build_options(strategy_cls.Options, cfg.strategy.get(req.strategy, {}), req.strategy)
-    device = pick_device(req.device)
+    p = plan(req)
+    cfg, device, run_dir, space = p.cfg, p.device, p.run_dir, p.space
     if cfg.compute.threads:
         torch.set_num_threads(cfg.compute.threads)
-    run_dir = Path(req.runs_dir) / run_name(req)
-    record = _record(cfg, req, device)
 
-    if (run_dir / "config.json").exists():
-        if not req.resume:
-            status = read_json(run_dir / "status.json").get("state", "unknown") if (run_dir / "status.json").exists() else "unknown"
-            raise HarnessError(
-                f"run directory {run_dir} already exists (status: {status}); pass --resume to continue it, or --name to start another"
-            )
-        previous = read_json(run_dir / "config.json")
-        if not same_config(previous["config"], record["config"]):
-            raise HarnessError(f"cannot resume {run_dir}: its config.json differs from this command's config; use --name for a new run")
-        if torch.device(previous.get("device", "cpu")).type != device.type:
-            raise HarnessError(
-                f"cannot resume {run_dir} on {device.type}: it ran on {previous.get('device')} (batches and kernels differ); "
-                f"pass --device {torch.device(previous.get('device', 'cpu')).type} or use --name for a new run"
-            )
-        if (run_dir / "metrics.json").exists():
-            return read_json(run_dir / "metrics.json")
-    elif req.resume:
+    if (run_dir / "config.json").exists() and not req.resume:
+        status = _state_of(run_dir)
+        raise HarnessError(f"run directory {run_dir} already exists (status: {status}); pass --resume to continue it, or --name to start another")
+    if not (run_dir / "config.json").exists() and req.resume:
         raise HarnessError(f"nothing to resume: {run_dir} does not exist")
 
     # Load everything that can fail on bad input before writing anything.
@@ -133,11 +212,12 @@ def bench(req: BenchRequest) -> dict:
     gt = space.load_ground_truth(root, cfg.eval.ground_truth)
     torch.manual_seed(req.seed)
     data = DeviceData(cfg.data, device, root=root)
+    identity = run_identity(req, cfg, p.options, data.files + [gt.path], root, device)
     compute = engine.configure(cfg.compute, device, data)
-    shape = space.shape(num_classes=data.num_classes, **vars(cfg.shape))
+    shape = p.space.shape(num_classes=data.num_classes, **vars(cfg.shape))
     total_steps = cfg.train.steps or cfg.train.epochs * data.steps_per_epoch
-    ctx = StrategyContext(space, shape, cfg.train, data, device, req.seed, total_steps, req.progress, cfg.eval.estimate_by, cfg.compute)
-    strategy = strategy_cls(ctx, options)
+    ctx = StrategyContext(p.space, shape, cfg.train, data, device, req.seed, total_steps, req.progress, cfg.eval.estimate_by, cfg.compute)
+    strategy = p.strategy_cls(ctx, p.options)
     hooks = [
         FEATURES.get(name)(opts, ctx, ground_truth=gt, eval_config=cfg.eval)
         for name, opts in sorted(cfg.features.items())
@@ -145,71 +225,170 @@ def bench(req: BenchRequest) -> dict:
     ]
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    if not (run_dir / "config.json").exists():
-        write_json(run_dir / "config.json", record)
+    with RunLock(run_dir):
+        # Checked again under the lock: another process may have created the run since the check above.
+        if (run_dir / "config.json").exists() and not req.resume:
+            raise HarnessError(f"run directory {run_dir} already exists (status: {_state_of(run_dir)}); pass --resume to continue it, or --name to start another")
+        if (run_dir / "config.json").exists():
+            check_identity(run_dir, identity, p.strategy_cls.Options)
+            if (run_dir / "metrics.json").exists() and _state_of(run_dir) == "complete":
+                return read_json(run_dir / "metrics.json")
+        else:
+            write_json(run_dir / "config.json", _record(cfg, req, device, identity))
+        return _execute(p, gt, data, identity, strategy, hooks, compute)
+
+
+def _state_of(run_dir: Path) -> str:
+    try:
+        return read_json(run_dir / "status.json").get("state", "unknown")
+    except (OSError, ValueError, AttributeError):
+        return "unknown"
+
+
+def _execute(p: Plan, gt: GroundTruth, data: DeviceData, identity: dict, strategy, hooks, compute: dict) -> dict:
+    req, cfg, device, run_dir, space = p.req, p.cfg, p.device, p.run_dir, p.space
     log = _logger(run_dir)
     status_path = run_dir / "status.json"
     ckpt_path = run_dir / "checkpoint.pt"
     started = time.time()
+    progress = {"step": 0, "phase": "training"}
+    if p.ground_truth_warning:
+        log.warning("%s", p.ground_truth_warning)
+        print(f"WARNING: {p.ground_truth_warning}", flush=True)
     try:
-        start_step = 0
-        elapsed_before = 0.0
-        if ckpt_path.exists():
-            state = torch.load(ckpt_path, map_location=device, weights_only=False)
-            strategy.load_state_dict(state["strategy"])
-            for hook, hook_state in zip(hooks, state.get("hooks", [])):
-                hook.load_state_dict(hook_state)
-            start_step = state["step"]
-            elapsed_before = state.get("train_seconds", 0.0)
-            log.info("resumed from checkpoint at step %d", start_step)
+        with _TermAsInterrupt():
+            start_step = 0
+            elapsed_before = 0.0
+            if ckpt_path.exists():
+                state = _load_checkpoint(ckpt_path, device)
+                strategy.load_state_dict(state["strategy"])
+                for hook, hook_state in zip(hooks, state.get("hooks", [])):
+                    hook.load_state_dict(hook_state)
+                start_step = state["step"]
+                elapsed_before = state.get("train_seconds", 0.0)
+                log.info("resumed from checkpoint at step %d", start_step)
+            progress["step"] = start_step
 
-        def save_checkpoint(step: int) -> None:
-            state = {
-                "step": step,
-                "strategy": strategy.state_dict(),
-                "hooks": [h.state_dict() for h in hooks],
-                "train_seconds": elapsed_before + time.time() - started,
-            }
-            atomic_write(ckpt_path, lambda tmp: torch.save(state, tmp))
-            write_json(status_path, {"state": "running", "step": step, "total_steps": strategy.training_steps()})
+            def save_checkpoint(step: int) -> None:
+                state = {
+                    "step": step,
+                    "strategy": strategy.state_dict(),
+                    "hooks": [h.state_dict() for h in hooks],
+                    "train_seconds": elapsed_before + time.time() - started,
+                }
+                atomic_write(ckpt_path, lambda tmp: torch.save(state, tmp))
+                progress["step"] = step
+                write_json(status_path, {"state": "running", "phase": "training", "step": step, "total_steps": strategy.training_steps()})
 
-        if start_step == 0:
-            save_checkpoint(0)
-        log.info("run %s: strategy=%s preset=%s seed=%d steps=%d device=%s", run_dir.name, req.strategy, req.preset, req.seed, strategy.training_steps(), device)
-        engine.train(strategy, data, req.seed, start_step, save_checkpoint, cfg.train.checkpoint_every, hooks, req.progress, log.info,
-                     cfg.train.check_finite_every, cfg.compute)
-        train_seconds = elapsed_before + time.time() - started
+            if start_step == 0:
+                save_checkpoint(0)
+            log.info(
+                "run %s: strategy=%s preset=%s seed=%d steps=%d device=%s threads=%d identity=%s",
+                run_dir.name, req.strategy, req.preset, req.seed, strategy.training_steps(), device,
+                torch.get_num_threads(), identity["digest"],
+            )
+            engine.train(strategy, data, req.seed, start_step, save_checkpoint, cfg.train.checkpoint_every, hooks, req.progress, log.info,
+                         cfg.train.check_finite_every, cfg.compute)
+            train_seconds = elapsed_before + time.time() - started
 
-        archs = scored_archs(space, gt, cfg.eval.num_archs, cfg.eval.arch_seed)
-        probes = probe_set(space, gt, cfg.eval, archs)
-        t0 = time.time()
-        with engine.autocast(cfg.compute, device):
-            together = strategy.estimate(archs + probes)  # one call: a strategy may batch its estimates
-        estimate_seconds = time.time() - t0
-        estimates, probe_estimates = _split_rows(together, len(archs))
-        metrics = _score(req, cfg, space, gt, archs, estimates, strategy, data, train_seconds, estimate_seconds)
-        _write_predictions(run_dir / "predictions.csv", gt, archs, estimates, cfg.eval.ground_truth)
-        if probes:
-            metrics["probe_metrics"] = _probe_report(cfg, space, gt, probes, probe_estimates, req.seed)
-            _write_predictions(run_dir / "probe_predictions.csv", gt, probes, probe_estimates, cfg.eval.ground_truth)
-        for hook in hooks:
-            if hasattr(hook, "finish"):
-                hook.finish(run_dir)
-        write_json(run_dir / "env.json", {**environment(device, data.files + [gt.path]), "compute": compute})
-        write_json(run_dir / "metrics.json", metrics)
-        write_json(status_path, {"state": "complete", "step": strategy.training_steps(), "total_steps": strategy.training_steps()})
-        log.info("complete: kendall_tau=%.4f", metrics["metrics"]["kendall_tau"])
-        return metrics
+            progress["phase"] = "estimation"
+            archs = scored_archs(space, gt, cfg.eval.num_archs, cfg.eval.arch_seed)
+            probes = probe_set(space, gt, cfg.eval, archs)
+            # Scored and probe architectures go through the same chunked, checkpointed path.
+            with engine.autocast(cfg.compute, device):
+                together, estimate_seconds = estimate_in_chunks(
+                    strategy, archs + probes, cfg.eval.chunk_archs, run_dir / ESTIMATES_FILE, status_path, strategy.training_steps(), log
+                )
+            estimates, probe_estimates = _split_rows(together, len(archs))
+            metrics = _score(req, cfg, space, gt, archs, estimates, strategy, data, train_seconds, estimate_seconds)
+            metrics["identity_digest"] = identity["digest"]
+            metrics["threads"] = torch.get_num_threads()
+            metrics["dataset"] = cfg.data.dataset
+            if p.ground_truth_warning:
+                metrics["ground_truth_warning"] = p.ground_truth_warning
+            _write_predictions(run_dir / "predictions.csv", gt, archs, estimates, cfg.eval.ground_truth)
+            if probes:
+                metrics["probe_metrics"] = _probe_report(cfg, space, gt, probes, probe_estimates, req.seed)
+                _write_predictions(run_dir / "probe_predictions.csv", gt, probes, probe_estimates, cfg.eval.ground_truth)
+            for hook in hooks:
+                if hasattr(hook, "finish"):
+                    hook.finish(run_dir)
+            write_json(run_dir / "env.json", {**environment(device, data.files + [gt.path]), "compute": compute})
+            write_json(run_dir / "metrics.json", metrics)
+            write_json(status_path, {"state": "complete", "step": strategy.training_steps(), "total_steps": strategy.training_steps()})
+            log.info("complete: kendall_tau=%.4f", metrics["metrics"]["kendall_tau"])
+            return metrics
     except HarnessError as exc:
-        write_json(status_path, {"state": "failed", "error": str(exc)})
-        log.error("%s", exc)
+        # The training loop turns SIGINT/SIGTERM into an error at a step boundary ("interrupted by SIGTERM ...").
+        state = "interrupted" if str(exc).startswith("interrupted by") else "failed"
+        _record_end(status_path, log, {"state": state, "phase": progress["phase"], "step": progress["step"], "error": str(exc)}, f"{state}: {exc}")
         raise
+    except KeyboardInterrupt as exc:
+        why = f"interrupted by {exc.args[0] if isinstance(exc, Terminated) else 'SIGINT'} during {progress['phase']}"
+        _record_end(status_path, log, {"state": "interrupted", "phase": progress["phase"], "step": progress["step"], "error": why}, why)
+        raise
+    except OSError as exc:
+        why = f"{type(exc).__name__}: {exc}"
+        _record_end(status_path, log, {"state": "failed", "phase": progress["phase"], "step": progress["step"], "error": why}, f"failed: {why}")
+        raise HarnessError(
+            f"run {run_dir} stopped during {progress['phase']}: {why}; checkpoints are kept, fix the cause (e.g. free disk space) and rerun with --resume"
+        ) from None
     except BaseException as exc:
-        write_json(status_path, {"state": "failed", "error": f"{type(exc).__name__}: {exc}"})
+        why = f"{type(exc).__name__}: {exc}"
+        _record_end(status_path, log, {"state": "failed", "phase": progress["phase"], "step": progress["step"], "error": why}, "run failed")
         log.exception("run failed")
         raise
     finally:
         _close_logger(log)
+
+
+def _load_checkpoint(path: Path, device: torch.device) -> dict:
+    try:
+        state = torch.load(path, map_location=device, weights_only=False)
+        if not isinstance(state, dict) or "step" not in state or "strategy" not in state:
+            raise ValueError("not a harness checkpoint")
+        return state
+    except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint means the same thing to the user
+        raise HarnessError(
+            f"cannot resume from {path}: the checkpoint is corrupt ({type(exc).__name__}); delete it to restart training from step 0, or use --name for a new run"
+        ) from None
+
+
+def estimate_in_chunks(strategy, archs: list, chunk: int, path: Path, status_path: Path, total_steps: int, log) -> tuple[dict, float]:
+    """strategy.estimate over consecutive chunks of `archs`; after each chunk the estimates so far are saved
+    atomically, and a resumed run reuses them (only if they were made for the same leading architectures)."""
+    keys = np.array([str(a) for a in archs])
+    done: dict[str, np.ndarray] = {}
+    count, seconds = 0, 0.0
+    if path.exists():
+        try:
+            with np.load(path, allow_pickle=True) as saved:
+                saved_keys = saved["archs"]
+                if len(saved_keys) <= len(keys) and np.array_equal(saved_keys, keys[: len(saved_keys)]):
+                    count = len(saved_keys)
+                    seconds = float(saved["seconds"])
+                    done = {name[4:]: saved[name] for name in saved.files if name.startswith("est_")}
+                    log.info("reusing the estimates of %d architectures from %s", count, path.name)
+        except Exception as exc:  # noqa: BLE001 - an unreadable partial file only costs recomputation
+            log.warning("ignoring unreadable %s (%s): estimating from the start", path.name, exc)
+            done, count, seconds = {}, 0, 0.0
+    while count < len(archs):
+        t0 = time.time()
+        part = {k: np.asarray(v) for k, v in strategy.estimate(archs[count: count + chunk]).items()}
+        seconds += time.time() - t0
+        done = part if not done else {k: np.concatenate([done[k], part[k]]) for k in part}
+        count = min(len(archs), count + chunk)
+        payload = {f"est_{k}": v for k, v in done.items()}
+
+        def save(tmp: Path, payload=payload, count=count, seconds=seconds) -> None:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, archs=keys[:count], seconds=np.float64(seconds), **payload)
+
+        atomic_write(path, save)
+        write_json(status_path, {"state": "running", "phase": "estimation", "step": total_steps, "total_steps": total_steps,
+                                 "estimated": count, "to_estimate": len(archs)})
+        log.info("estimated %d/%d architectures", count, len(archs))
+    return done, seconds
 
 
 def _score(req, cfg, space, gt, archs, estimates, strategy, data, train_seconds, estimate_seconds) -> dict:

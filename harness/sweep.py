@@ -1,15 +1,27 @@
-"""Run a grid of benchmark cells (strategy x preset x seed x overrides), skipping finished ones.
+"""Sweeps: a grid of ordinary runs (strategy x seed x preset x override set) executed as Ray tasks.
 
-Stand-in, replaced by the Ray sweep at merge: same API, runs the cells one after another in this process.
+Every cell is validated before Ray starts. Complete runs are skipped (after checking that their recorded
+identity matches the cell), interrupted ones resumed, and a failing run is reported with its one-line
+error while the others go on. Ray runs locally unless `address` (or RAY_ADDRESS) names a cluster.
+
+Results come back through the filesystem: each task writes its run directory itself, so the runs
+directory must be on a filesystem shared by the driver and every worker (NFS, a cluster's shared home;
+trivially true for a local Ray). Each task checks that it can see a marker file the driver wrote there
+and fails with a one-line error naming its host if not, instead of writing runs the driver never sees.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+import socket
+import uuid
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Sequence
 
+from harness.config import resolve
+from harness.errors import HarnessError
 from harness.fileio import read_json
-from harness.run import BenchRequest, bench, run_name
+
+MARKER_PREFIX = ".sweep-"
 
 
 @dataclass(frozen=True)
@@ -19,40 +31,187 @@ class Cell:
     preset: str = "mini"
     seed: int = 0
     overrides: tuple[str, ...] = ()
-    label: str = ""
+    label: str = ""  # name of the override set: part of the run directory's name
 
 
 @dataclass
 class CellResult:
     cell: Cell
     run_dir: Path
-    state: str
+    state: str  # complete | failed | interrupted | invalid (never started) | refused (record differs)
     error: str | None
     kendall_tau: float | None
 
 
-def request(cell: Cell, runs_dir: Path, data_dir: str | None = None, progress: bool = False) -> BenchRequest:
-    return BenchRequest(strategy=cell.strategy, space=cell.space, preset=cell.preset, seed=cell.seed,
-                        overrides=tuple(cell.overrides), runs_dir=Path(runs_dir), data_dir=data_dir, progress=progress)
+def threads_for(cpus_per_run: float) -> int:
+    return max(1, int(cpus_per_run))
 
 
-def run_cells(cells: Sequence[Cell], runs_dir: Path, *, address: str | None = None, cpus_per_run: float = 1.0,
-              gpus_per_run: float = 0.0, progress: bool = True, data_dir: str | None = None) -> list[CellResult]:
-    results = []
-    for i, cell in enumerate(cells):
-        req = request(cell, runs_dir, data_dir)
-        run_dir = Path(runs_dir) / run_name(req)
-        # An existing directory is continued (or, when complete, just read back): the sweep is resumable.
-        req.resume = (run_dir / "config.json").exists()
-        if progress:
-            print(f"sweep: [{i + 1}/{len(cells)}] {run_dir.name}", flush=True)
+def cell_request(cell: Cell, runs_dir: Path, cpus_per_run: float = 1.0, data_dir: str | None = None):
+    """The BenchRequest of a cell. Its thread count follows its CPUs: added as an override (so it is part
+    of the run's identity) only where the preset does not already pin that number."""
+    from harness.run import BenchRequest
+
+    overrides = tuple(cell.overrides)
+    threads = threads_for(cpus_per_run)
+    try:
+        pinned = resolve(cell.preset, overrides).compute.threads
+    except HarnessError:
+        pinned = None  # reported by the validation that follows
+    if pinned is not None and pinned != threads:
+        overrides += (f"compute.threads={threads}",)
+    name = f"{cell.strategy}-{cell.space}-{cell.preset}-{cell.label}-seed{cell.seed}" if cell.label else None
+    return BenchRequest(
+        strategy=cell.strategy, space=cell.space, preset=cell.preset, seed=cell.seed, overrides=overrides,
+        runs_dir=Path(runs_dir).absolute(), name=name, progress=False, data_dir=data_dir,
+    )
+
+
+def _metrics_tau(run_dir: Path) -> float | None:
+    try:
+        return read_json(run_dir / "metrics.json")["metrics"]["kendall_tau"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _state(run_dir: Path) -> str:
+    try:
+        return read_json(run_dir / "status.json").get("state", "unknown")
+    except (OSError, ValueError, AttributeError):
+        return "unknown"
+
+
+def prepare(cells, runs_dir: Path, cpus_per_run: float, data_dir) -> tuple[list, list[CellResult | None]]:
+    """Validates every cell before any work. Returns (requests, results): results[i] is already final for
+    invalid cells, complete runs and runs whose record does not match; None where the cell must run."""
+    from harness.identity import check_identity, config_identity
+    from harness.run import plan, run_name
+
+    requests, results, seen = [], [], {}
+    for cell in cells:
+        req = cell_request(cell, runs_dir, cpus_per_run, data_dir)
         try:
-            metrics = bench(req)
-        except Exception as exc:  # a failed cell is a result, not the end of the sweep
-            status = run_dir / "status.json"
-            error = read_json(status).get("error") if status.exists() else None
-            results.append(CellResult(cell, run_dir, "failed", error or f"{type(exc).__name__}: {exc}", None))
+            p = plan(req)
+        except HarnessError as exc:
+            requests.append(req)
+            results.append(CellResult(cell, Path(req.runs_dir) / run_name(req), "invalid", str(exc), None))
             continue
-        tau = metrics.get("metrics", {}).get("kendall_tau")
-        results.append(CellResult(cell, run_dir, "complete", None, None if tau is None else float(tau)))
+        if p.run_dir in seen:
+            raise HarnessError(f"sweep cells {seen[p.run_dir]} and {cell} write the same run directory {p.run_dir}; give them distinct labels")
+        seen[p.run_dir] = cell
+        result = None
+        if (p.run_dir / "config.json").exists():
+            try:
+                check_identity(p.run_dir, config_identity(req, p.cfg, p.options), p.strategy_cls.Options)
+                if _state(p.run_dir) == "complete" and (p.run_dir / "metrics.json").exists():
+                    result = CellResult(cell, p.run_dir, "complete", None, _metrics_tau(p.run_dir))
+                else:
+                    req = replace(req, resume=True)
+            except HarnessError as exc:
+                result = CellResult(cell, p.run_dir, "refused", str(exc), None)
+        requests.append(req)
+        results.append(result)
+    return requests, results
+
+
+def _run_cell(req, marker: str | None) -> dict:
+    """Body of one Ray task: one ordinary run; every outcome comes back as (state, one-line error, tau)."""
+    from harness.run import bench, run_name
+
+    run_dir = Path(req.runs_dir) / run_name(req)
+    if marker and not (Path(req.runs_dir) / marker).exists():
+        return {"state": "failed", "tau": None, "error": (
+            f"runs directory {req.runs_dir} is not shared with worker host {socket.gethostname()}; "
+            f"sweeps need it on a filesystem that the driver and every worker see")}
+    try:
+        metrics = bench(req)
+        return {"state": "complete", "error": None, "tau": metrics["metrics"]["kendall_tau"]}
+    except HarnessError as exc:
+        state = _state(run_dir) if (run_dir / "status.json").exists() else "failed"
+        return {"state": "interrupted" if state == "interrupted" else "failed", "error": str(exc), "tau": None}
+    except KeyboardInterrupt:
+        return {"state": "interrupted", "error": "interrupted; rerun the sweep to resume", "tau": None}
+    except Exception as exc:  # noqa: BLE001 - one broken run must not stop the sweep
+        return {"state": "failed", "error": f"{type(exc).__name__}: {exc}".splitlines()[0], "tau": None}
+
+
+def _start_ray(address: str | None, data_dir: str | None, num_cpus: int | None = None):
+    try:
+        import ray
+    except ImportError:
+        raise HarnessError("sweeps run on Ray, which is not installed; accepted: `pip install ray==2.60.0` (or `make setup`)") from None
+
+    if ray.is_initialized():
+        return ray, False
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    env = {"OMP_NUM_THREADS": "1"}
+    if data_dir or os.environ.get("HARNESS_DATA"):
+        env["HARNESS_DATA"] = str(Path(data_dir or os.environ["HARNESS_DATA"]).absolute())
+    if address is None:
+        # Local workers import this checkout; a cluster's workers need harness installed.
+        package_root = str(Path(__file__).resolve().parents[1])
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
+    local = {"num_cpus": num_cpus} if address is None and num_cpus else {}
+    ray.init(address=address, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env},
+             configure_logging=False, **local)
+    return ray, True
+
+
+def run_cells(cells, runs_dir, *, address=None, cpus_per_run=1.0, gpus_per_run=0.0, progress=True, data_dir=None) -> list[CellResult]:
+    """Runs every cell not already complete; returns one result per cell, in order."""
+    cells = list(cells)
+    if not cells:
+        raise HarnessError("empty sweep: no cells to run; accepted: at least one strategy, seed and preset")
+    if not cpus_per_run > 0:
+        raise HarnessError(f"--cpus-per-run {cpus_per_run!r} must be > 0")
+    if gpus_per_run < 0:
+        raise HarnessError(f"--gpus-per-run {gpus_per_run!r} must be >= 0 (fractions share a GPU between runs)")
+    runs_dir = Path(runs_dir).absolute()
+    requests, results = prepare(cells, runs_dir, cpus_per_run, data_dir)
+    todo = [i for i, r in enumerate(results) if r is None]
+    if todo:
+        _execute(cells, requests, results, todo, runs_dir, address, cpus_per_run, gpus_per_run, progress, data_dir)
     return results
+
+
+def _execute(cells, requests, results, todo, runs_dir, address, cpus_per_run, gpus_per_run, progress, data_dir) -> None:
+    from tqdm import tqdm
+
+    from harness.run import run_name
+
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    marker = f"{MARKER_PREFIX}{uuid.uuid4().hex}"
+    (runs_dir / marker).write_text("driver marker: workers check that they see the driver's runs directory\n")
+    ray, started = _start_ray(address, data_dir)
+    try:
+        task = ray.remote(_run_cell).options(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=0)
+        pending = {task.remote(requests[i], marker): i for i in todo}
+        with tqdm(total=len(todo), desc="sweep", unit="run", disable=not progress) as bar:
+            try:
+                while pending:
+                    done, _ = ray.wait(list(pending), num_returns=1)
+                    for ref in done:
+                        i = pending.pop(ref)
+                        out = ray.get(ref)
+                        req = requests[i]
+                        results[i] = CellResult(cells[i], Path(req.runs_dir) / run_name(req), out["state"], out["error"], out["tau"])
+                        bar.update(1)
+            except KeyboardInterrupt:
+                for ref in pending:
+                    ray.cancel(ref)  # each run records itself as interrupted; a rerun resumes it
+                raise
+    finally:
+        (runs_dir / marker).unlink(missing_ok=True)
+        if started:
+            ray.shutdown()
+
+
+def summary_table(results: list[CellResult]) -> str:
+    from tabulate import tabulate
+
+    rows = [
+        [r.run_dir.name, r.cell.strategy, r.cell.preset, r.cell.seed, r.cell.label or "-", r.state,
+         "n/a" if r.kendall_tau is None else f"{r.kendall_tau:.4f}", r.error or ""]
+        for r in results
+    ]
+    return tabulate(rows, headers=["run", "strategy", "preset", "seed", "set", "state", "tau", "error"], tablefmt="github")

@@ -37,3 +37,39 @@ def test_bad_overrides_name_the_value(override, fragment):
     with pytest.raises(HarnessError) as err:
         resolve("smoke", [override])
     assert fragment in str(err.value) and "\n" not in str(err.value)
+
+
+def test_types_come_from_annotations_so_optional_ints_are_checked_too():
+    assert resolve("smoke", ["train.lr=1"]).train.lr == 1  # an int where a float is expected is fine
+    assert resolve("smoke", ["data.train_images=200"]).data.train_images == 200
+    for override, fragment in [
+        ("train.lr=true", "train.lr=True has type bool; expected float"),
+        ("data.train_images=true", "data.train_images=True has type bool; expected int"),
+        ("data.train_images=1.5", "data.train_images=1.5 has type float; expected int"),
+        ("train.epochs={a=1}", "train.epochs is a single value, not a table"),
+        ("eval.chunk_archs=0", "eval.chunk_archs=0 must be >= 1"),
+        ("compute.threads=-1", "compute.threads=-1 must be >= 0"),
+    ]:
+        with pytest.raises(HarnessError) as err:
+            resolve("smoke", [override])
+        assert fragment in str(err.value), str(err.value)
+
+
+def test_strategy_options_get_the_same_type_checks():
+    from dataclasses import dataclass
+
+    from harness.config import build_options, check_strategy_overrides
+
+    @dataclass(frozen=True)
+    class Options:
+        width: int = 4
+        rate: float = 0.5
+
+    assert build_options(Options, {"rate": 1}, "x").rate == 1
+    with pytest.raises(HarnessError, match=r"strategy.x.width=True has type bool; expected int"):
+        build_options(Options, {"width": True}, "x")
+    with pytest.raises(HarnessError, match=r"strategy.x.rate=nan must be a finite number"):
+        build_options(Options, {"rate": float("nan")}, "x")
+    check_strategy_overrides("ws", ["strategy.ws.a=1", "train.lr=0.1"])
+    with pytest.raises(HarnessError, match="sets options of strategy 'dinas', but this run's strategy is 'ws'"):
+        check_strategy_overrides("ws", ["strategy.dinas.variant=grad"])

@@ -43,4 +43,6 @@ class Bench:
         )
         metrics = bench(req)
         print(one_screen(metrics))
+        if metrics.get("ground_truth_warning"):
+            print(f"  WARNING: {metrics['ground_truth_warning']}")
         return 0

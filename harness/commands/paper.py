@@ -10,8 +10,8 @@ from harness.errors import HarnessError
 from harness.registry import COMMANDS
 from harness.reports import figures
 from harness.reports.collect import read_run
-from harness.reports.paper import load_spec, plan, request, spec_names, spec_run_dirs, write_paper
-from harness.run import RUNS_DIR, bench
+from harness.reports.paper import load_spec, plan, spec_names, spec_run_dirs, write_paper
+from harness.run import RUNS_DIR
 
 FIGURES = {
     "scatter": figures.scatter_figure,
@@ -32,7 +32,10 @@ class Paper:
         parser.add_argument("--no-run", action="store_true", help="render from the runs that exist; start none")
         parser.add_argument("--list", action="store_true", help="list the paper specs and what each still needs")
         parser.add_argument("--data-dir", default=None, help="data directory (default $HARNESS_DATA, else ./data)")
-        parser.add_argument("--progress", action="store_true", help="progress bars for the runs")
+        parser.add_argument("--progress", action="store_true", help="a progress bar over the runs")
+        parser.add_argument("--address", default=None, help="Ray cluster address (default $RAY_ADDRESS, else a local Ray)")
+        parser.add_argument("--cpus-per-run", type=float, default=1.0, help="CPUs (and compute.threads) per run (default 1)")
+        parser.add_argument("--gpus-per-run", type=float, default=0.0, help="GPUs per run; fractions share a GPU (default 0)")
 
     @staticmethod
     def run(args) -> int:
@@ -45,15 +48,15 @@ class Paper:
         planned = plan(spec, args.runs_dir)
         if not args.no_run:
             todo = [p for p in planned if p[3] in ("missing", "partial")]
-            for i, (run, seed, path, state) in enumerate(todo, 1):
-                print(f"[{i}/{len(todo)}] {run.strategy} seed {seed} preset {run.preset}: {'resuming' if state == 'partial' else 'starting'} {path}", flush=True)
-                req = request(run, seed, args.runs_dir, args.progress)
-                req.resume = state == "partial"
-                req.data_dir = args.data_dir
-                try:
-                    bench(req)
-                except HarnessError as exc:  # one failed run must not lose the others; it shows as failed
-                    print(f"  failed: {exc}", flush=True)
+            if todo:
+                from harness.sweep import Cell, run_cells, summary_table
+
+                # Through the sweep: every missing run validated first, then run in parallel on Ray, resumed if partial.
+                cells = [Cell(run.strategy, run.space, run.preset, seed, tuple(run.overrides)) for run, seed, _p, _s in todo]
+                print(f"running {len(cells)} missing or partial runs through the sweep", flush=True)
+                results = run_cells(cells, args.runs_dir, address=args.address, cpus_per_run=args.cpus_per_run,
+                                    gpus_per_run=args.gpus_per_run, progress=args.progress, data_dir=args.data_dir)
+                print(summary_table(results), flush=True)
             for run in {r.strategy: r for r, _seed, _path, state in planned if state == "unregistered"}.values():
                 print(f"skipping {run.strategy}: not registered in this checkout (shown as not run)")
             for _run, _seed, path, state in planned:

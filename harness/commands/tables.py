@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.registry import COMMANDS, STRATEGIES
-from harness.reports.collect import collect
+from harness.reports.collect import collect, unique_runs
 from harness.reports.figures import write_figures
 from harness.reports.tables import write_tables
 from harness.run import RUNS_DIR
@@ -28,7 +28,8 @@ class Tables:
         roots = args.runs_dir or [RUNS_DIR]
         runs = collect(roots)
         paths = write_tables(runs, args.out, registered=STRATEGIES.names())
-        figures = [] if args.no_figures else write_figures(runs, args.out / "figures")
+        # Figures draw one run per configuration: a duplicate is never picked over the run it repeats.
+        figures = [] if args.no_figures else write_figures(unique_runs(runs), args.out / "figures")
         complete = int((runs["state"] == "complete").sum())
         print(f"{len(runs)} run directories read from {', '.join(map(str, roots))} ({complete} complete)")
         print(paths["markdown"].read_text())

@@ -68,6 +68,11 @@ def load_split(dataset: str, split: str, root: str | Path | None = None) -> Imag
         if not path.is_file():
             raise HarnessError(f"missing {dataset} file {path}; get it with `python -m harness download {dataset}`")
         x, y = read_batch(path, LABEL_KEY[dataset])
+        if len(y) and (y.min() < 0 or y.max() >= NUM_CLASSES[dataset]):
+            bad = int(y.min()) if y.min() < 0 else int(y.max())
+            raise HarnessError(
+                f"CIFAR batch file {path} has label {bad}; accepted for {dataset}: 0..{NUM_CLASSES[dataset] - 1} -- is it the other CIFAR's file?"
+            )
         images.append(x)
         labels.append(y)
         files.append(path)

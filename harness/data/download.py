@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import sys
 import tarfile
 import tempfile
 import urllib.error
@@ -76,8 +77,13 @@ def install(dataset: str, root: Path, archive: Path | None = None, url: str | No
     spec = ARCHIVES[dataset]
     url, md5 = url or spec.url, md5 or spec.md5
     final = Path(root) / spec.target / spec.member_dir
+    if archive is not None and not Path(archive).is_file():
+        raise HarnessError(f"--archive {archive} is not a file; accepted: the path of a downloaded {Path(url).name}")
     if final.is_dir():
-        return final
+        problem = damage(dataset, final)
+        if problem is None:
+            return final
+        print(f"{dataset} at {final} is damaged ({problem}); extracting it again", file=sys.stderr)
     final.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=final.parent, prefix=".download-") as tmp:
         tmp = Path(tmp)
@@ -93,5 +99,23 @@ def install(dataset: str, root: Path, archive: Path | None = None, url: str | No
                 tar.extractall(staging, members=_safe_members(tar, spec.member_dir))
         except tarfile.TarError as exc:
             raise HarnessError(f"cannot extract {archive}: {exc}") from None
+        if final.is_dir():
+            # The damaged copy goes into the temporary folder, so it is gone once the new one is in place.
+            final.replace(tmp / "damaged")
         (staging / spec.member_dir).replace(final)
     return final
+
+
+def damage(dataset: str, folder: Path) -> str | None:
+    """Why an extracted dataset is unusable (missing, truncated or corrupt batch file), or None if it loads."""
+    from harness.data.cifar import LABEL_KEY, TEST_FILES, TRAIN_FILES, read_batch
+
+    for name in TRAIN_FILES[dataset] + TEST_FILES[dataset]:
+        path = folder / name
+        if not path.is_file():
+            return f"{name} is missing"
+        try:
+            read_batch(path, LABEL_KEY[dataset])
+        except HarnessError:
+            return f"{name} is truncated or corrupt"
+    return None

@@ -5,6 +5,7 @@ every field is optional here and a missing one becomes NaN / None, never an exce
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import math
@@ -30,7 +31,7 @@ METRIC_KEYS = (
 )
 RUN_FILES = ("config.json", "status.json", "metrics.json")
 COLUMNS = (
-    "run", "path", "state", "error", "strategy", "space", "preset", "seed", "overrides", "config_digest",
+    "run", "path", "state", "error", "strategy", "space", "preset", "seed", "overrides", "config_digest", "identity",
     "ground_truth_column", "bn_mode", "git_commit", "total_steps", "steps_per_epoch", "train_seconds", "wall_seconds", "step",
     "has_predictions", *METRIC_KEYS,
 )
@@ -60,6 +61,20 @@ def config_digest(config: dict | None) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
 
 
+def _lock_held(path: Path) -> bool | None:
+    """Whether a process holds the run's lock now (None: a run from before locks existed)."""
+    try:
+        with open(path / "run.lock") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return False
+    except OSError:
+        return None
+
+
 def is_run_dir(path: Path) -> bool:
     return path.is_dir() and any((path / name).exists() for name in RUN_FILES)
 
@@ -71,6 +86,8 @@ def read_run(path: Path) -> dict:
     state = status.get("state") or ("complete" if metrics else "unknown")
     if state == "complete" and not metrics:
         state = "incomplete"  # status says done but the result file is missing
+    if state == "running" and _lock_held(path) is False:
+        state = "killed"  # says running, but no process holds it: killed without a chance to record it (SIGKILL, power)
     cfg = config.get("config") if isinstance(config.get("config"), dict) else {}
     shape = cfg.get("shape", {}) if isinstance(cfg.get("shape"), dict) else {}
     eval_cfg = cfg.get("eval", {}) if isinstance(cfg.get("eval"), dict) else {}
@@ -86,6 +103,7 @@ def read_run(path: Path) -> dict:
         "seed": int(seed) if isinstance(seed, int) else None,
         "overrides": " ".join(config.get("overrides") or []),
         "config_digest": config_digest(cfg),
+        "identity": config.get("identity_digest") or f"legacy-{config_digest({'config': cfg, 'seed': seed, 'strategy': config.get('strategy'), 'space': config.get('space')})}",
         "ground_truth_column": metrics.get("ground_truth_column", eval_cfg.get("ground_truth")),
         "bn_mode": metrics.get("bn_mode", shape.get("bn_mode")),
         "git_commit": metrics.get("git_commit"),
@@ -114,4 +132,41 @@ def run_dirs(root: Path) -> list[Path]:
 def collect(roots: Path | list[Path]) -> pd.DataFrame:
     roots = [roots] if isinstance(roots, (str, Path)) else roots
     rows = [read_run(p) for root in roots for p in run_dirs(Path(root))]
-    return pd.DataFrame(rows, columns=COLUMNS)
+    return mark_duplicates(pd.DataFrame(rows, columns=COLUMNS))
+
+
+# A complete run repeats another when it has the same identity, or the same configuration and seed (an
+# identity that differs only in data files or device is still not an extra seed).
+DUPLICATE_KEYS = ["strategy", "space", "preset", "overrides", "config_digest", "seed"]
+
+
+def mark_duplicates(runs: pd.DataFrame, keys: list[str] = DUPLICATE_KEYS) -> pd.DataFrame:
+    """Adds `duplicate_of`: for all but the first (by run name) complete run of a key, the kept run's name.
+    Duplicates are reported, never averaged as extra seeds."""
+    runs = runs.copy()
+    runs["duplicate_of"] = None
+    if runs.empty:
+        return runs
+    done = runs[runs["state"] == "complete"]
+    key_frame = done[[k for k in keys if k in done]].astype(str)
+    first: dict[tuple, str] = {}
+    by_identity: dict[str, str] = {}
+    for idx in sorted(done.index, key=lambda i: runs.at[i, "run"]):
+        key = tuple(key_frame.loc[idx])
+        ident = str(runs.at[idx, "identity"]) if "identity" in runs else None
+        kept = by_identity.get(ident) if ident else None
+        kept = kept or first.get(key)
+        if kept is not None:
+            runs.at[idx, "duplicate_of"] = kept
+        else:
+            first[key] = runs.at[idx, "run"]
+            if ident:
+                by_identity[ident] = runs.at[idx, "run"]
+    return runs
+
+
+def unique_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs without the duplicates of another (what tables and figures use)."""
+    if "duplicate_of" not in runs:
+        runs = mark_duplicates(runs)
+    return runs[runs["duplicate_of"].isna()]

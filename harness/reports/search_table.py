@@ -7,6 +7,7 @@ ground-truth column). The published rows are data (published_search.toml), print
 """
 from __future__ import annotations
 
+import json
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -53,6 +54,8 @@ def read_search_run(run_dir: Path) -> dict | None:
         "preset": metrics.get("preset"),
         "overrides": " ".join(config.get("overrides", [])),
         "seed": metrics.get("seed"),
+        "identity": config.get("identity_digest") or "",
+        "config": json.dumps(config.get("config"), sort_keys=True),
         "rank_by": summary.get("rank_by"),
         "derived_arch": final["arch"],
         **{column: final[column] for column in COLUMNS},
@@ -70,8 +73,24 @@ def read_search_run(run_dir: Path) -> dict | None:
 
 
 def collect(paths: Iterable[Path]) -> pd.DataFrame:
+    """One row per search run; a re-run of the same configuration and seed (or identity) gets
+    `duplicate_of` set and is left out of the means."""
     rows = [row for row in (read_search_run(p) for p in find_runs(paths)) if row is not None]
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    frame["duplicate_of"] = None
+    kept: dict = {}
+    for idx in sorted(frame.index, key=lambda i: frame.at[i, "run"]):
+        keys = [("id", frame.at[idx, "identity"])] if frame.at[idx, "identity"] else []
+        keys.append(("seed", frame.at[idx, "strategy"], frame.at[idx, "preset"], frame.at[idx, "overrides"],
+                     frame.at[idx, "config"], frame.at[idx, "seed"]))
+        first = next((kept[k] for k in keys if k in kept), None)
+        if first is not None:
+            frame.at[idx, "duplicate_of"] = first
+        else:
+            kept.update({k: frame.at[idx, "run"] for k in keys})
+    return frame
 
 
 def _mean_std(values: pd.Series, digits: int) -> str:
@@ -86,8 +105,10 @@ def _mean_std(values: pd.Series, digits: int) -> str:
 def render(runs: pd.DataFrame) -> str:
     columns = ["method", "source / runs", "seeds", *HEADERS.values(), "skip frac", "none frac", "tau alpha", "tau supernet"]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    dup = runs[runs["duplicate_of"].notna()] if "duplicate_of" in runs else runs.iloc[0:0]
     if not runs.empty:
-        for (strategy, preset, overrides), group in runs.groupby(["strategy", "preset", "overrides"], sort=True):
+        unique = runs[runs["duplicate_of"].isna()] if "duplicate_of" in runs else runs
+        for (strategy, preset, overrides), group in unique.groupby(["strategy", "preset", "overrides"], sort=True):
             cells = [
                 f"{strategy} (this harness)",
                 f"preset {preset}" + (f", {overrides}" if overrides else ""),
@@ -105,6 +126,9 @@ def render(runs: pd.DataFrame) -> str:
             std = ref.get(f"{c}_std")
             values.append(f"{ref[c]:.2f}" + (f" ± {std:.2f}" if std is not None else ""))
         lines.append("| " + " | ".join([f"{ref['name']} (published)", ref["source"], "", *values, "", "", "", ""]) + " |")
+    if len(dup):
+        lines += ["", "Re-runs of a run above (same configuration and seed; not averaged): "
+                  + ", ".join(f"{r} = {k}" for r, k in zip(dup["run"], dup["duplicate_of"]))]
     return "\n".join(lines)
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 from harness.errors import HarnessError
 from harness.fileio import write_text
 from harness.registry import STRATEGIES
+from harness.reports.collect import mark_duplicates
 
 BASELINE = "params"
 GROUP_KEYS = ["strategy", "space", "preset", "overrides", "config_digest"]
@@ -44,8 +45,10 @@ def _unique(values: Iterable) -> str:
 
 
 def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
-    """Numeric table: per group, n, seeds, <metric>_mean / <metric>_std, and descriptive columns."""
-    done = runs[runs["state"] == "complete"].copy()
+    """Numeric table: per group, n, seeds, <metric>_mean / <metric>_std, and descriptive columns. A re-run
+    of the same identity (or seed) is counted once: see `duplicates`."""
+    runs = mark_duplicates(runs) if "duplicate_of" not in runs else runs
+    done = runs[(runs["state"] == "complete") & runs["duplicate_of"].isna()].copy()
     if done.empty:
         return pd.DataFrame(columns=[*GROUP_KEYS, "n", "seeds"])
     for key in GROUP_KEYS:
@@ -161,6 +164,12 @@ def to_latex(frame: pd.DataFrame, caption: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
+def duplicates(runs: pd.DataFrame) -> pd.DataFrame:
+    runs = mark_duplicates(runs) if "duplicate_of" not in runs else runs
+    dup = runs[runs["duplicate_of"].notna()]
+    return dup[["run", "duplicate_of", "seed", "kendall_tau"]].reset_index(drop=True)
+
+
 def unfinished(runs: pd.DataFrame) -> pd.DataFrame:
     rest = runs[runs["state"] != "complete"]
     frame = rest[["run", "state", "step", "error"]].copy()
@@ -191,6 +200,10 @@ def write_tables(runs: pd.DataFrame, out: Path, registered: list[str] | None = N
         missing = [s for s in registered if s not in ran]
         if missing:
             parts += ["", f"Registered strategies not run: {', '.join(missing)}."]
+    dup = duplicates(runs)
+    if len(dup):
+        parts += ["", "## Re-runs of a run above (same identity or seed; reported, not averaged)", "",
+                  to_markdown(dup.astype({"kendall_tau": float}).round({"kendall_tau": 4}).astype(str))]
     rest = unfinished(runs)
     if len(rest):
         parts += ["", "## Runs not complete (excluded above)", "", to_markdown(rest)]

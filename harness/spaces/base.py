@@ -46,6 +46,10 @@ class SearchSpace(ABC):
         HarnessError unless the table has that column."""
         raise NotImplementedError(f"space {self.name!r} has no ground truth")
 
+    def ground_truth_dataset(self, column: str) -> str:
+        """The image data set a ground-truth column was measured on (`cifar10_test` -> `cifar10`)."""
+        return column.rsplit("_", 1)[0]
+
     @staticmethod
     def check_column(columns: Sequence[str], column: str | None, path: Any) -> None:
         if column is not None and column not in columns:

@@ -47,6 +47,9 @@ class NB101Space(SearchSpace):
     def canonical_form(self, arch: Cell) -> str:
         return arch.hash
 
+    def ground_truth_dataset(self, column: str) -> str:
+        return "cifar10"  # NB101's accuracies are all CIFAR-10 (validation and test)
+
     def load_ground_truth(self, root=None, column: str | None = None):
         from harness.spaces.nb101.groundtruth import load_ground_truth
 
