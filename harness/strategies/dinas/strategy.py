@@ -127,6 +127,9 @@ class DisturbanceImmune(SinglePathStrategy):
         self.layers = self._select_layers()
         self.projectors: dict[str, InputProjector | GradientBasis] = {}
         self.start_step = int(options.start_fraction * self.training_steps())
+        # A run too short for 8 measurements at `measure_every` (smoke) measures 8 times anyway: it still records.
+        projected = self.training_steps() - self.start_step
+        self.measure_interval = min(options.measure_every, max(1, projected // 8)) if options.measure_every else 0
         self._group_index = {p: i for i, group in enumerate(self.optimizer.param_groups) for p in group["params"]}
         self._inputs: dict[str, torch.Tensor] = {}
         self._generators: dict[tuple[int, int], torch.Generator] = {}
@@ -170,7 +173,7 @@ class DisturbanceImmune(SinglePathStrategy):
         return step >= self.start_step and (step - self.start_step) % self.options.absorb_every == 0
 
     def _measuring(self, step: int) -> bool:
-        every = self.options.measure_every
+        every = self.measure_interval
         return every > 0 and step > self.start_step and (step - self.start_step) % every == 0
 
     def _previous_absorbed(self, step: int) -> int:
@@ -182,7 +185,7 @@ class DisturbanceImmune(SinglePathStrategy):
 
     def _captures(self, step: int) -> bool:
         """True at the absorbing step whose path the next measurement compares against."""
-        every = self.options.measure_every
+        every = self.measure_interval
         if every == 0 or not self._absorbing(step):
             return False
         following = self.start_step + ((step - self.start_step) // every + 1) * every
@@ -289,7 +292,7 @@ class DisturbanceImmune(SinglePathStrategy):
         units = self._units()
         absorb = self._absorbing(step)
         measure = self._measuring(step) and self._captured_step == self._previous_absorbed(step)
-        track_ws = opts.measure_every > 0 and opts.apply != "update"
+        track_ws = self.measure_interval > 0 and opts.apply != "update"
         before: dict[str, torch.Tensor] = {}
         fresh: dict[str, torch.Tensor] = {}
         if measure:
@@ -442,7 +445,7 @@ class DisturbanceImmune(SinglePathStrategy):
             # < 1: earlier paths' inputs are protected more than inputs never absorbed.
             "selectivity": prev / fresh if prev is not None and fresh else None,
             "measured_steps": self.meter.steps,
-            "measure_every": self.options.measure_every,
+            "measure_interval": self.measure_interval,
         }
 
     def state_dict(self) -> dict:
