@@ -105,10 +105,14 @@ def _projectable(module: nn.Module) -> bool:
 
 def _joined(tensors: list[torch.Tensor]) -> torch.Tensor:
     """A layer's weight (and bias) as one (out, d) matrix, columns in the order of its input rows."""
+    if len(tensors) == 1:
+        return tensors[0].reshape(tensors[0].shape[0], -1)  # a view: no copy for the bias-free convs
     return torch.cat([t.reshape(t.shape[0], -1) for t in tensors], dim=1)
 
 
 def _split(joined: torch.Tensor, like: list[torch.Tensor]) -> list[torch.Tensor]:
+    if len(like) == 1:
+        return [joined.reshape(like[0].shape)]
     parts, start = [], 0
     for t in like:
         width = t[0].numel() if t.dim() > 1 else 1
