@@ -31,7 +31,14 @@ from harness.data.tensors import DeviceData  # noqa: E402
 from harness.registry import SPACES, STRATEGIES  # noqa: E402
 from harness.strategies.base import StrategyContext  # noqa: E402
 
-CONTENDERS = {"ws": ("ws", {}), "dinas-input": ("dinas", {"variant": "input"}), "dinas-grad": ("dinas", {"variant": "grad"})}
+CONTENDERS = {
+    "ws": ("ws", {}),
+    "dinas-input": ("dinas", {"variant": "input"}),  # the default: apply = update, measurement every 50 steps
+    "dinas-grad": ("dinas", {"variant": "grad"}),
+    "dinas-input-gradient": ("dinas", {"variant": "input", "apply": "gradient"}),  # before issue 11
+    "dinas-input-nomeasure": ("dinas", {"variant": "input", "measure_every": 0}),
+}
+DEFAULT = ("ws", "dinas-input", "dinas-grad")
 
 
 def build(preset: str, label: str, data: DeviceData | None = None):
@@ -68,12 +75,14 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=20, help="untimed steps per strategy first")
     parser.add_argument("--memory-steps", type=int, default=200)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--contenders", nargs="+", default=list(DEFAULT), choices=list(CONTENDERS), help="ws is always included")
+    parser.add_argument("--no-memory", action="store_true", help="skip the resident-set measurement")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     data = None
     strategies = {}
-    for label in CONTENDERS:
+    for label in ["ws"] + [c for c in args.contenders if c != "ws"]:
         strategies[label], data = build(args.preset, label, data)
     step_of = dict.fromkeys(strategies, 0)
 
@@ -96,12 +105,14 @@ def main() -> None:
             per_step[label].append(block(label, args.steps))
 
     print(f"preset {args.preset}: {args.rounds} rounds x {args.steps} steps, {args.threads} thread(s), order rotated per round")
-    print(f"{'strategy':<12} {'ms/step (median)':>17} {'ratio to ws (median)':>21} {'projector MiB':>14}")
+    print(f"{'strategy':<22} {'ms/step (median)':>17} {'ratio to ws (median)':>21} {'projector MiB':>14}")
     for label in labels:
         ratios = [a / b for a, b in zip(per_step[label], per_step["ws"])]
         held = getattr(strategies[label], "projector_bytes", lambda: 0)() / 2**20
-        print(f"{label:<12} {1e3 * statistics.median(per_step[label]):>17.2f} {statistics.median(ratios):>21.3f} {held:>14.2f}")
+        print(f"{label:<22} {1e3 * statistics.median(per_step[label]):>17.2f} {statistics.median(ratios):>21.3f} {held:>14.2f}")
 
+    if args.no_memory:
+        return
     context = multiprocessing.get_context("spawn")
     rss = {}
     for label in labels:

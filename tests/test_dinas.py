@@ -12,12 +12,15 @@ from harness.registry import SPACES, STRATEGIES
 from harness.run import BenchRequest, bench
 from harness.spaces.nb201.arch import Arch
 from harness.strategies.base import StrategyContext
-from harness.strategies.dinas.strategy import DinasOptions
+from harness.strategies.dinas.projection import InputProjector
+from harness.strategies.dinas.strategy import DinasOptions, DisturbanceImmune
+from harness.strategies.ws import WsOptions
 
 
 @pytest.mark.parametrize("values, fragment", [
     ({"alpha": -1.0}, "alpha=-1.0"), ({"variant": "owm"}, "'owm'"), ({"decay": 0.0}, "decay=0.0"),
     ({"layers": "convs"}, "'convs'"), ({"basis_size": 0}, "basis_size=0"), ({"start_fraction": 1.0}, "start_fraction"),
+    ({"apply": "adam"}, "'adam'"), ({"measure_every": -1}, "measure_every=-1"), ({"rescale": 1}, "rescale=1"),
 ])
 def test_bad_options_give_one_line(values, fragment):
     with pytest.raises(HarnessError) as err:
@@ -31,13 +34,19 @@ def test_bad_option_on_the_command_line_fails_before_training(env_data, tmp_path
     assert not any(tmp_path.iterdir())
 
 
-def _strategy(variant, **options):
+def _built(name, options):
     cfg = resolve("smoke")
     space = SPACES.get("nb201")()
     data = DeviceData(cfg.data, "cpu")
     shape = space.shape(num_classes=data.num_classes, **vars(cfg.shape))
     ctx = StrategyContext(space, shape, cfg.train, data, torch.device("cpu"), 0, 20, False)
-    return STRATEGIES.get("dinas")(ctx, build_options(DinasOptions, {"variant": variant, **options}, "dinas")), data
+    cls = STRATEGIES.get(name)
+    torch.manual_seed(0)  # the supernet's initialisation: equal across the strategies a test compares
+    return cls(ctx, build_options(cls.Options, options, name)), data
+
+
+def _strategy(variant, **options):
+    return _built("dinas", {"variant": variant, **options})
 
 
 @pytest.mark.parametrize("variant", ["input", "grad"])
@@ -55,35 +64,122 @@ def test_only_the_paths_weights_get_projectors_and_state_round_trips(env_data, v
             assert torch.equal(clone.projectors[name].state_dict()[key], value)
 
 
-def _relative_change_of_shared_conv(alpha):
-    strategy, data = _strategy("input", alpha=alpha, decay=1.0, input_samples=32, layers="cells")
-    first, second = Arch((3, 0, 0, 0, 1, 0)), Arch((3, 0, 0, 0, 4, 0))  # both use cell edge-0 3x3 convs
+def _weights(strategy):
+    return {k: v.clone() for k, v in strategy.supernet.state_dict().items()}
+
+
+def _train(strategy, data, steps, archs=None):
+    for step in range(steps):
+        strategy.train_step(step, *data.train_batch(0, step), None if archs is None else archs[step % len(archs)])
+
+
+@pytest.mark.parametrize("rescale", [False, True])
+def test_identity_projection_of_the_update_is_ws_bit_for_bit(env_data, monkeypatch, rescale):
+    """apply='update' re-does torch's SGD step (weight decay, Nesterov momentum, scheduled lr) per projected
+    tensor: with nothing projected away it must be ws exactly -- and the measurement (every step here,
+    with its extra forward) must not move the trajectory."""
+    monkeypatch.setattr(InputProjector, "project", lambda self, grad: grad)
+    dinas, data = _strategy("input", apply="update", measure_every=1, rescale=rescale)
+    ws, _ = _built("ws", {})
+    _train(dinas, data, 8)
+    _train(ws, data, 8)
+    assert dinas.optimizer.param_groups[0]["momentum"] == 0.9 and dinas.optimizer.param_groups[0]["nesterov"]
+    a, b = _weights(dinas), _weights(ws)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    summary = dinas.summary()
+    assert summary["measured_steps"] == 7
+    assert summary["protection"] == pytest.approx(1.0, abs=1e-5) and summary["mean_kept_grad_norm"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("variant, apply", [("input", "sgd"), ("input", "gradient"), ("grad", "update")])
+def test_measurement_does_not_change_the_trajectory(env_data, variant, apply):
+    measured, data = _strategy(variant, apply=apply, measure_every=1)
+    plain, _ = _strategy(variant, apply=apply, measure_every=0)
+    _train(measured, data, 6)
+    _train(plain, data, 6)
+    a, b = _weights(measured), _weights(plain)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert measured.summary()["measured_steps"] == 5 and plain.summary()["protection"] is None
+
+
+# Four paths that all use cell 0's edge-0 3x3 conv, with different ops after it.
+PATHS = [Arch((3, 0, 0, 0, 1, 0)), Arch((3, 1, 0, 0, 4, 0)), Arch((3, 4, 2, 0, 1, 0)), Arch((3, 0, 0, 1, 4, 0))]
+
+
+def _response_change_vs_ws(apply):
+    """||dW X_prev|| / ||dW_ws X_prev|| for the shared conv after three earlier paths, with the shipped optimiser
+    (momentum 0.9, Nesterov, weight decay 5e-4): X_prev = every input position the previous path fed it,
+    dW_ws = the update torch's SGD (ws) takes from the same state, batch and path."""
+    strategy, data = _strategy("input", alpha=1e-3, decay=1.0, layers="cells", apply=apply, measure_every=1)
+    group = strategy.optimizer.param_groups[0]
+    assert (group["momentum"], group["nesterov"], group["weight_decay"]) == (0.9, True, 5e-4)
     conv = strategy.supernet.layers[0].edges[0]["nor_conv_3x3"][1]
     captured = []
     handle = conv.register_forward_pre_hook(lambda m, args: captured.append(args[0].detach().clone()))
-    images, labels = data.train_batch(0, 0)
-    strategy.train_step(0, images, labels, first)
+    _train(strategy, data, 3, PATHS)
     handle.remove()
-    before = torch.nn.functional.conv2d(captured[0], conv.weight.detach(), padding=1)
-    # Plain SGD on the next path so that momentum from step 0 (not projected against itself) does not blur the check.
-    strategy.optimizer.param_groups[0]["momentum"] = 0.0
-    strategy.optimizer.state.clear()
-    images, labels = data.train_batch(0, 1)
-    weight_before = conv.weight.detach().clone()
-    strategy.optimizer.param_groups[0]["weight_decay"] = 0.0
-    strategy.train_step(1, images, labels, second)
-    assert not torch.equal(conv.weight, weight_before)
-    after = torch.nn.functional.conv2d(captured[0], conv.weight.detach(), padding=1)
-    return float((after - before).abs().mean() / before.abs().mean())
+    previous = captured[-1]
+    ws, _ = _built("ws", {})
+    ws.load_state_dict(strategy.state_dict())
+    ws_conv = ws.supernet.layers[0].edges[0]["nor_conv_3x3"][1]
+    start = conv.weight.detach().clone()
+    batch = data.train_batch(0, 3)
+    ws.train_step(3, *batch, PATHS[3])
+    strategy.train_step(3, *batch, PATHS[3])
+    moved = torch.nn.functional.conv2d(previous, conv.weight.detach() - start, padding=1).norm()
+    moved_ws = torch.nn.functional.conv2d(previous, ws_conv.weight.detach() - start, padding=1).norm()
+    return float(moved / moved_ws), strategy.summary()
 
 
-def test_input_projection_protects_an_earlier_paths_layer_outputs(env_data):
-    """With a tiny alpha and no decay, a later path's update barely moves a shared conv's response to the
-    earlier path's inputs; with a huge alpha (no protection, i.e. ws) the same update moves it a lot."""
-    protected = _relative_change_of_shared_conv(1e-4)
-    unprotected = _relative_change_of_shared_conv(1e6)
-    # Only 32 patches were absorbed; the earlier inputs outside their span keep some freedom.
-    assert protected < 0.2 * unprotected
+@pytest.mark.parametrize("apply", ["update", "sgd"])
+def test_projected_update_protects_the_previous_paths_inputs_with_the_shipped_optimiser(env_data, apply):
+    ratio, summary = _response_change_vs_ws(apply)
+    assert ratio < PROTECTED
+    assert summary["protection"] < PROTECTED and summary["selectivity"] < 1
+
+
+def test_projecting_the_gradient_leaks_through_momentum_and_fails_the_same_check(env_data):
+    """The check above can catch the leak: projecting only the loss gradient lets the momentum buffer carry
+    earlier paths' gradients into the protected directions."""
+    ratio, summary = _response_change_vs_ws("gradient")
+    assert ratio > PROTECTED
+    assert summary["protection"] > PROTECTED
+
+
+PROTECTED = 0.05
+
+
+def test_dinas_resume_repeats_the_uninterrupted_run(env_data, tmp_path, monkeypatch):
+    overrides = ("train.epochs=2", "strategy.dinas.measure_every=3", "strategy.dinas.apply=sgd")
+    straight = bench(BenchRequest("dinas", preset="smoke", runs_dir=tmp_path, progress=False, name="straight", overrides=overrides))
+    original = DisturbanceImmune.train_step
+
+    def dies_at_step_11(self, step, images, labels, arch=None):
+        if step == 11:
+            raise KeyboardInterrupt
+        return original(self, step, images, labels, arch)
+
+    monkeypatch.setattr(DisturbanceImmune, "train_step", dies_at_step_11)
+    with pytest.raises(KeyboardInterrupt):
+        bench(BenchRequest("dinas", preset="smoke", runs_dir=tmp_path, progress=False, name="cut", overrides=overrides))
+    monkeypatch.setattr(DisturbanceImmune, "train_step", original)
+    resumed = bench(BenchRequest("dinas", preset="smoke", runs_dir=tmp_path, progress=False, name="cut", overrides=overrides, resume=True))
+    assert (tmp_path / "straight" / "predictions.csv").read_bytes() == (tmp_path / "cut" / "predictions.csv").read_bytes()
+    for key in ("protection", "selectivity", "mean_kept_grad_norm", "measured_steps", "projected_steps"):
+        assert resumed["strategy_summary"][key] == straight["strategy_summary"][key], key
+    assert straight["strategy_summary"]["measured_steps"] > 0
+
+
+def test_ws_lr_scale_scales_the_whole_schedule_and_is_recorded(env_data):
+    with pytest.raises(HarnessError, match="lr_scale=0.0"):
+        build_options(WsOptions, {"lr_scale": 0.0}, "ws")
+    scaled, data = _built("ws", {"lr_scale": 0.25})
+    plain, _ = _built("ws", {})
+    assert scaled.optimizer.param_groups[0]["lr"] == pytest.approx(0.25 * plain.optimizer.param_groups[0]["lr"])
+    _train(scaled, data, 3)
+    _train(plain, data, 3)
+    assert scaled.optimizer.param_groups[0]["lr"] == pytest.approx(0.25 * plain.optimizer.param_groups[0]["lr"])
+    assert scaled.summary() == {"lr_scale": 0.25, "lr": 0.25 * 0.05, "lr_min": 0.0}
 
 
 @pytest.mark.parametrize("variant", ["input", "grad"])
@@ -94,6 +190,9 @@ def test_smoke_run(env_data, tmp_path, variant):
     assert summary["options"]["variant"] == variant
     assert summary["projected_steps"] == metrics["total_steps"]
     assert 0 < summary["mean_kept_grad_norm"] < 1 and summary["projector_bytes"] > 0
+    assert summary["options"]["apply"] == "update" and summary["measured_steps"] > 0
+    for key in ("protection", "selectivity", "protection_fresh"):
+        assert 0 < summary[key] < 10, key  # finite ratios: NaN fails this
     record = json.loads((tmp_path / variant / "config.json").read_text())
     assert record["config"]["strategy"] == {"dinas": {"variant": variant}}
     predictions = pd.read_csv(tmp_path / variant / "predictions.csv")

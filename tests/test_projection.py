@@ -1,7 +1,7 @@
 import torch
 import torch.nn.functional as F
 
-from harness.strategies.dinas.projection import GradientBasis, InputProjector, sample_conv_patches
+from harness.strategies.dinas.projection import GradientBasis, InputProjector, sample_conv_patches, sample_rows
 
 
 def _gen(seed=0):
@@ -87,3 +87,23 @@ def test_sampled_patches_reproduce_conv_outputs():
     candidates = out.permute(0, 2, 3, 1).reshape(-1, 4)  # every (image, position)
     distance = torch.cdist(responses, candidates).min(dim=1).values
     assert float(distance.max()) < 1e-5
+
+
+def test_absorb_never_raises_and_skips_a_non_definite_system():
+    """absorb solves by Cholesky without a host sync; if the system is not positive definite (here forced by
+    a corrupted P) the absorption is skipped instead of raising or writing NaNs."""
+    projector = InputProjector(4, alpha=1e-3, dtype=torch.float64)
+    projector.matrix = -torch.eye(4, dtype=torch.float64)
+    projector.absorb(torch.randn(3, 4, generator=_gen(7), dtype=torch.float64))
+    assert torch.equal(projector.matrix, -torch.eye(4, dtype=torch.float64))
+
+
+def test_row_sampling_is_a_function_of_the_generator_seed():
+    x = torch.randn(2, 3, 6, 6, generator=_gen(8))
+    a = sample_conv_patches(x, (3, 3), (1, 1), (1, 1), 10, torch.Generator(device=x.device).manual_seed(3))
+    b = sample_conv_patches(x, (3, 3), (1, 1), (1, 1), 10, torch.Generator(device=x.device).manual_seed(3))
+    assert torch.equal(a, b)
+    rows = torch.randn(5, 4, 7, generator=_gen(9))
+    picked = sample_rows(rows, 6, _gen(10))
+    assert picked.shape == (6, 7) and torch.equal(picked, sample_rows(rows, 6, _gen(10)))
+    assert len({tuple(r.tolist()) for r in picked}) == 6  # drawn without replacement

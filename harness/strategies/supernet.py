@@ -38,10 +38,14 @@ class SinglePathStrategy(Strategy):
         loss = F.cross_entropy(self.supernet(images, arch), labels)
         loss.backward()
         self.before_optimizer_step(arch, images)
-        clip_gradients(self.params, self.ctx.train.grad_clip)
-        self.optimizer.step()
+        self.apply_update()
         self.scheduler.step()
         return float(loss.detach())
+
+    def apply_update(self) -> None:
+        """Turns the gradients in p.grad into the weight update: clipping, then the shared SGD step."""
+        clip_gradients(self.params, self.ctx.train.grad_clip)
+        self.optimizer.step()
 
     def estimate(self, archs: Sequence[Any]) -> dict[str, np.ndarray]:
         self.supernet.eval()

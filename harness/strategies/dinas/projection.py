@@ -44,8 +44,11 @@ class InputProjector:
         px = self.matrix @ x.T  # (dim, m); P is symmetric, so X P = (P X^T)^T
         gram = x @ px
         gram.diagonal().add_(self.alpha * m)
-        gain = torch.linalg.solve(gram, px.T)  # (m, dim)
-        self.matrix -= px @ gain
+        # gram = X P X^T + alpha m I is symmetric positive definite: Cholesky, without the host sync of a raising
+        # solve; if round-off ever breaks definiteness the absorption is skipped (info != 0) instead of failing.
+        factor, info = torch.linalg.cholesky_ex(gram)
+        gain = torch.cholesky_solve(px.T, factor)  # (m, dim)
+        self.matrix -= torch.where(info == 0, px @ gain, torch.zeros((), dtype=gain.dtype, device=gain.device))
         # Round-off makes P drift from symmetry over thousands of updates; symmetry is what keeps it a projector.
         self.matrix = 0.5 * (self.matrix + self.matrix.T)
 
@@ -135,6 +138,13 @@ class GradientBasis:
         self.energy = state["energy"].to(self.basis.device, self.basis.dtype).clone()
 
 
+def sample_rows(x: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
+    """`count` rows of a linear layer's input (any leading shape), drawn without replacement."""
+    x = x.reshape(-1, x.shape[-1])
+    pick = torch.randperm(len(x), generator=generator, device=generator.device)[:count].to(x.device)
+    return x[pick]
+
+
 def sample_conv_patches(
     x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int], count: int, generator: torch.Generator
 ) -> torch.Tensor:
@@ -149,17 +159,23 @@ def sample_conv_patches(
     ph, pw = padding
     out_h = (h + 2 * ph - kh) // sh + 1
     out_w = (w + 2 * pw - kw) // sw + 1
-    padded = torch.nn.functional.pad(x, (pw, pw, ph, ph))
-    img = torch.randint(0, b, (count,), generator=generator, device=generator.device).to(x.device)
-    row = (torch.randint(0, out_h, (count,), generator=generator, device=generator.device) * sh).to(x.device)
-    col = (torch.randint(0, out_w, (count,), generator=generator, device=generator.device) * sw).to(x.device)
-    dy = torch.arange(kh, device=x.device)
-    dx = torch.arange(kw, device=x.device)
+    # The generator lives on the training device: no host round trip per layer and step.
+    device = generator.device
+    img = torch.randint(0, b, (count,), generator=generator, device=device).to(x.device)
+    row = (torch.randint(0, out_h, (count,), generator=generator, device=device) * sh).to(x.device)
+    col = (torch.randint(0, out_w, (count,), generator=generator, device=device) * sw).to(x.device)
+    # Positions in the unpadded input; those in the zero padding are gathered clamped and then zeroed, which
+    # is cheaper than padding the whole batch to read `count` patches.
+    ys = row[:, None] + torch.arange(kh, device=x.device)[None, :] - ph  # (count, kh)
+    xs = col[:, None] + torch.arange(kw, device=x.device)[None, :] - pw  # (count, kw)
     channels = torch.arange(c, device=x.device)
-    patches = padded[
+    patches = x[
         img[:, None, None, None],
         channels[None, :, None, None],
-        (row[:, None] + dy[None, :])[:, None, :, None],
-        (col[:, None] + dx[None, :])[:, None, None, :],
+        ys.clamp(0, h - 1)[:, None, :, None],
+        xs.clamp(0, w - 1)[:, None, None, :],
     ]
+    if ph or pw:
+        inside = ((ys >= 0) & (ys < h))[:, None, :, None] & ((xs >= 0) & (xs < w))[:, None, None, :]
+        patches = torch.where(inside, patches, torch.zeros((), dtype=x.dtype, device=x.device))
     return patches.reshape(count, c * kh * kw)
