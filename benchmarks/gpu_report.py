@@ -214,7 +214,7 @@ def split_memory(quick: bool, device: torch.device) -> dict:
 
 
 def paper_shape_run(quick: bool, device: torch.device, runs_dir: Path) -> dict:
-    preset, overrides = ("smoke", ("train.steps=4", "eval.num_archs=20", "eval.bootstrap=0")) if quick else ("paper-shape", ())
+    preset, overrides = ("smoke", ("train.steps=4", "eval.num_archs=20", "eval.bootstrap=1")) if quick else ("paper-shape", ())
     started = time.perf_counter()
     metrics = bench(BenchRequest(strategy="ws", preset=preset, runs_dir=runs_dir, progress=not quick, device=device.type,
                                  name=f"ws-{preset}-gpu-report", overrides=overrides))

@@ -86,9 +86,11 @@ class Baseline:
     recorded_at: str | None = None
 
 
-def platform_key() -> str:
-    """What decides the floating-point results of a CPU run: machine, CPU kernel set, torch build."""
-    return f"{platform.machine()} {torch.backends.cpu.get_cpu_capability()} torch {torch.__version__}"
+def platform_key(device: str = "cpu") -> str:
+    """What decides the floating-point results of a run: machine, CPU kernel set, torch build, device kind."""
+    from harness.identity import device_kind
+
+    return f"{platform.machine()} {torch.backends.cpu.get_cpu_capability()} torch {torch.__version__} {device_kind(torch.device(device))}"
 
 
 def fixed_set() -> list[str]:

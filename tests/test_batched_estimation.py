@@ -98,7 +98,7 @@ def test_networks_without_forward_many_are_estimated_one_at_a_time():
     np.testing.assert_array_equal(loss1, loss2)
 
 
-FAST = {"gm": ("strategy.gm.batches=1",), "fewshot": ("strategy.fewshot.split_fractions=[0.4, 0.6]",)}
+FAST = {"gm": ("strategy.gm.repeats=1",), "fewshot": ("strategy.fewshot.split_fractions=[0.4, 0.6]",)}
 
 
 @pytest.mark.parametrize("name", ["ws", "dinas", "fewshot", "gm", "darts"])

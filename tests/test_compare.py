@@ -161,7 +161,7 @@ def test_tables_mark_single_seed_rows_as_without_interval():
 
     def row(strategy, seed):
         r = dict.fromkeys(COLUMNS)
-        r.update(state="complete", strategy=strategy, space="nb201", preset="mini", seed=seed, overrides="",
+        r.update(run=f"{strategy}-seed{seed}", state="complete", strategy=strategy, space="nb201", preset="mini", seed=seed, overrides="",
                  config_digest="abc", kendall_tau=0.3 + seed / 10, total_steps=10)
         return r
 

@@ -14,10 +14,10 @@ from harness.run import BenchRequest, bench
 
 FAST = {
     "fewshot": ("strategy.fewshot.split_fractions=[0.4, 0.6]",),
-    "gm": ("strategy.gm.batches=1",),
-    "naslid": ("strategy.naslid.batches=1", "strategy.naslid.batch_size=32", "strategy.naslid.k=5"),
+    "gm": ("strategy.gm.repeats=1",),
+    "naslid": ("strategy.naslid.repeats=1", "strategy.naslid.batch_size=32", "strategy.naslid.k=5"),
 }
-SHORT = ("train.steps=6", "train.checkpoint_every=3", "eval.num_archs=6", "eval.bootstrap=0")
+SHORT = ("train.steps=6", "train.checkpoint_every=3", "eval.num_archs=6", "eval.bootstrap=1")
 DISTURBANCE = ("features.disturbance.enabled=true", "features.disturbance.num_probes=3", "features.disturbance.events=2",
                "features.disturbance.lags=[1, 2]", "features.disturbance.snapshots=2", "features.disturbance.first_fraction=0.0")
 

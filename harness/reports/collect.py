@@ -153,7 +153,8 @@ def mark_duplicates(runs: pd.DataFrame, keys: list[str] = DUPLICATE_KEYS) -> pd.
     by_identity: dict[str, str] = {}
     for idx in sorted(done.index, key=lambda i: runs.at[i, "run"]):
         key = tuple(key_frame.loc[idx])
-        ident = str(runs.at[idx, "identity"]) if "identity" in runs else None
+        ident = runs.at[idx, "identity"] if "identity" in runs else None
+        ident = ident if isinstance(ident, str) and ident else None  # runs recorded before identities have none
         kept = by_identity.get(ident) if ident else None
         kept = kept or first.get(key)
         if kept is not None:

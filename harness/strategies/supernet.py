@@ -31,7 +31,7 @@ class SinglePathStrategy(Strategy):
     def before_optimizer_step(self, arch: Any, images: torch.Tensor) -> None:
         """Hook between backward and the optimiser step (gradients are in p.grad)."""
 
-    def train_step(self, step: int, images: torch.Tensor, labels: torch.Tensor, arch: Any = None) -> float:
+    def train_step(self, step: int, images: torch.Tensor, labels: torch.Tensor, arch: Any = None) -> torch.Tensor:
         arch = self.sample_arch(step) if arch is None else arch
         self.supernet.train()
         self.optimizer.zero_grad(set_to_none=True)
@@ -40,7 +40,7 @@ class SinglePathStrategy(Strategy):
         self.before_optimizer_step(arch, images)
         self.apply_update()
         self.scheduler.step()
-        return float(loss.detach())
+        return loss.detach()  # stays on the device: the engine checks finiteness every few steps, not every step
 
     def apply_update(self) -> None:
         """Turns the gradients in p.grad into the weight update: clipping, then the shared SGD step."""

@@ -197,7 +197,8 @@ class NB201Network(nn.Module):
                 raise HarnessError(f"sampled ops {sampled} must be {NUM_EDGES} op indices in 0..{len(OPS) - 1}")
             if unsampled_as_scalars:
                 others = torch.ones_like(weights)
-                others[torch.arange(NUM_EDGES), torch.tensor(sampled)] = 0  # host indices: no device sync
+                for edge, op in enumerate(sampled):  # host indices: no device sync
+                    others[edge, op] = 0
                 scalars = (weights * others).sum(dim=1)
         elif unsampled_as_scalars:
             raise HarnessError("unsampled_as_scalars needs the sampled op of every edge (sampled=...)")

@@ -135,7 +135,7 @@ class DifferentiableStrategy(Strategy):
         self.optimizer.step()
         self.scheduler.step()
         self.weight_steps += 1
-        return float(loss.detach())
+        return loss.detach()  # stays on the device: the engine checks finiteness every few steps, not every step
 
     def arch_step_due(self, step: int) -> bool:
         return True

@@ -303,7 +303,7 @@ class SplitStrategy(Strategy):
         clip_gradients(node.params, self.ctx.train.grad_clip)
         node.optimizer.step()
         node.steps += 1
-        return float(loss.detach())
+        return loss.detach()  # stays on the device: the engine checks finiteness every few steps, not every step
 
     def estimate(self, archs: Sequence[Any]) -> dict[str, np.ndarray]:
         owner = np.array([self._leaf_for(a).id for a in archs], dtype=np.int64)
