@@ -49,8 +49,8 @@ GOALS = {"paper_protocol_minutes": 15.0, "all_archs_on_10k_minutes": 2.0, "batch
 # Small criteria so a strategy's timed steps measure its training step, not a split or a warm-up.
 STEP_OVERRIDES = {
     "fewshot": {"split_fractions": [0.9, 0.95]},
-    "gm": {"batches": 1},
-    "naslid": {"batches": 1},
+    "gm": {"repeats": 1},
+    "naslid": {"repeats": 1},
 }
 
 
