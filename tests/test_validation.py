@@ -34,7 +34,7 @@ def bench_args(tmp_path, *extra, strategy="ws"):
         (["--set", "train.weight_decay=-1"], "train.weight_decay=-1 must be >= 0"),
         (["--set", "data.train_images=abc"], "data.train_images='abc' has type str; expected int"),
         (["--set", "train.steps=-5"], "train.steps=-5 must be >= 0"),
-        (["--set", "eval.bootstrap=1"], "eval.bootstrap=1 must be >= 1"),
+        (["--set", "eval.bootstrap=0"], "eval.bootstrap=0 must be >= 1"),
         (["--set", "eval.arch_seed=-1"], "eval.arch_seed=-1 must be >= 0"),
         (["--seed", "-1"], "--seed -1 must be an integer >= 0"),
         (["--set", "train.lr_min=0.5"], "train.lr_min=0.5 must be in 0..train.lr (0.05)"),
