@@ -55,7 +55,7 @@ def cell_request(cell: Cell, runs_dir: Path, cpus_per_run: float = 1.0, data_dir
     overrides = tuple(cell.overrides)
     threads = threads_for(cpus_per_run)
     try:
-        pinned = resolve(cell.preset, overrides).compute.threads
+        pinned = resolve(cell.preset, overrides, space=cell.space).compute.threads
     except HarnessError:
         pinned = None  # reported by the validation that follows
     if pinned is not None and pinned != threads:

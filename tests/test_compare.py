@@ -45,8 +45,19 @@ def test_parse_variants():
 def test_cells_share_preset_and_overrides_and_differ_only_by_variant():
     variants = cmp.variants_from(["ws"], ["ctl=ws:train.lr=0.01"])
     cells = cmp.make_cells(variants, [0, 1], "mini", shared=("train.epochs=5",))
-    assert cells[0] == Cell("ws", "nb201", "mini", 0, ("train.epochs=5",), "ws")
-    assert cells[3] == Cell("ws", "nb201", "mini", 1, ("train.epochs=5", "train.lr=0.01"), "ctl")
+    assert cells[0] == Cell("ws", "nb201", "mini", 0, ("train.epochs=5",))
+    assert cells[3] == Cell("ws", "nb201", "mini", 1, ("train.epochs=5", "train.lr=0.01"))
+    assert cmp.cell_labels(variants, [0, 1]) == ["ws", "ws", "ctl", "ctl"]
+
+
+def test_compare_reuses_runs_named_as_bench_names_them(tmp_path):
+    from harness.run import BenchRequest, run_name
+    from harness.sweep import cell_request
+
+    variants = cmp.variants_from(["ws"], ["ctl=ws:strategy.ws.lr_scale=0.5"])
+    for cell in cmp.make_cells(variants, [0], "mini"):
+        made_by_bench = run_name(BenchRequest(strategy=cell.strategy, preset="mini", seed=0, overrides=cell.overrides))
+        assert cell_request(cell, tmp_path).name is None and run_name(cell_request(cell, tmp_path)) == made_by_bench
 
 
 def _run(root: Path, label: str, seed: int, estimate: np.ndarray, index=None, state="complete") -> CellResult:

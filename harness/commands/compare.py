@@ -6,7 +6,7 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.registry import COMMANDS
-from harness.reports.compare import make_cells, parse_seeds, read_results, variants_from, write_report
+from harness.reports.compare import cell_labels, make_cells, parse_seeds, read_results, variants_from, write_report
 from harness.run import RUNS_DIR
 from harness.sweep import run_cells
 
@@ -52,13 +52,13 @@ class Compare:
         from harness.config import build_options, resolve
         from harness.registry import STRATEGIES
         for v in variants:  # every name and override is checked before any run starts
-            cfg = resolve(args.preset, tuple(args.overrides) + v.overrides)
+            cfg = resolve(args.preset, tuple(args.overrides) + v.overrides, space=args.space)
             build_options(STRATEGIES.get(v.strategy).Options, cfg.strategy.get(v.strategy, {}), v.strategy)
         labels = "_".join(v.label for v in variants)
         out = args.out or TABLES_DIR / re.sub(r"[^A-Za-z0-9_.+-]", "-", f"compare-{labels}-{args.preset}-s{args.seeds}")
         cells = make_cells(variants, seeds, args.preset, args.space, args.overrides)
         results = run_cells(cells, args.runs_dir, address=args.address, data_dir=args.data_dir)
-        rows = read_results(results)
+        rows = read_results(results, cell_labels(variants, seeds))
         title = f"{', '.join(v.label for v in variants)} on {args.preset}, seeds {','.join(map(str, seeds))}"
         if args.overrides:
             title += f" (all with {' '.join(args.overrides)})"

@@ -78,14 +78,22 @@ def variants_from(strategies: Sequence[str], variant_texts: Sequence[str]) -> li
 
 def make_cells(variants: Sequence[Variant], seeds: Sequence[int], preset: str, space: str = "nb201",
                shared: Sequence[str] = ()) -> list[Cell]:
-    return [Cell(v.strategy, space, preset, seed, tuple(shared) + v.overrides, v.label) for v in variants for seed in seeds]
+    """Unlabelled cells: their run directories are named as `bench` names them (strategy, preset, seed, hash
+    of the overrides), so runs made by hand, by `paper` or by an earlier compare are reused, not repeated."""
+    return [Cell(v.strategy, space, preset, seed, tuple(shared) + v.overrides) for v in variants for seed in seeds]
 
 
-def read_results(results: Sequence[CellResult]) -> pd.DataFrame:
+def cell_labels(variants: Sequence[Variant], seeds: Sequence[int]) -> list[str]:
+    """The variant label of each cell of make_cells, in the same order."""
+    return [v.label for v in variants for _seed in seeds]
+
+
+def read_results(results: Sequence[CellResult], labels: Sequence[str] | None = None) -> pd.DataFrame:
     """One row per cell: label, seed, state, error, run_dir and the METRICS of complete runs."""
     rows = []
-    for r in results:
-        row = {"label": r.cell.label or r.cell.strategy, "strategy": r.cell.strategy, "seed": r.cell.seed,
+    for i, r in enumerate(results):
+        label = labels[i] if labels is not None else (r.cell.label or r.cell.strategy)
+        row = {"label": label, "strategy": r.cell.strategy, "seed": r.cell.seed,
                "state": r.state, "error": r.error, "run_dir": str(r.run_dir)}
         metrics_path = Path(r.run_dir) / "metrics.json"
         if r.state == "complete" and metrics_path.is_file():
