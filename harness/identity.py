@@ -52,10 +52,16 @@ def digest_of(identity: dict) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def recorded_config(cfg, strategy: str) -> dict:
+    """The resolved config as runs record it: only the running strategy's options."""
+    config = cfg.to_dict()
+    config["strategy"] = {strategy: cfg.strategy.get(strategy, {})}
+    return config
+
+
 def config_identity(req, cfg, options) -> dict:
     """The part of the identity known without reading data or choosing a device."""
-    config = cfg.to_dict()
-    config["strategy"] = {req.strategy: cfg.strategy.get(req.strategy, {})}
+    config = recorded_config(cfg, req.strategy)
     return {
         "strategy": req.strategy,
         "space": req.space,

@@ -31,7 +31,7 @@ from harness.envinfo import environment, git_state
 from harness.errors import HarnessError
 from harness.fileio import atomic_write, read_json, write_json
 from harness.groundtruth import GroundTruth
-from harness.identity import check_identity, run_identity
+from harness.identity import check_identity, recorded_config, run_identity
 from harness.lock import RunLock
 from harness.metrics import ranking_report
 from harness.registry import FEATURES, SPACES, STRATEGIES
@@ -125,8 +125,7 @@ def plan(req: BenchRequest) -> Plan:
 
 
 def _record(cfg: Config, req: BenchRequest, device: torch.device, identity: dict) -> dict:
-    record = cfg.to_dict()
-    record["strategy"] = {req.strategy: cfg.strategy.get(req.strategy, {})}
+    record = recorded_config(cfg, req.strategy)
     return {
         "strategy": req.strategy,
         "space": req.space,
