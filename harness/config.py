@@ -83,6 +83,15 @@ class EvalConfig:
     # Scoring a CIFAR-100 run against a CIFAR-10 ground-truth column (or the reverse) is refused unless
     # this is set; then the run warns and its summary names both.
     allow_other_dataset_ground_truth: bool = False
+    # Which weights a supernet strategy is scored with: as trained at the last step, or an exponential moving
+    # average over the end of training (harness/weight_average.py; span = ema_horizon x the run's steps).
+    weights: str = "final"
+    ema_horizon: float = 0.25
+    # Test-time flips: each held-out image's prediction is the mean of its and its mirror's softmax.
+    flip: bool = False
+    # Also score every other estimator (weights final|ema x accuracy|loss x flip) on the same supernet, and
+    # the two halves of the held-out batches: metrics.json -> estimators (paired, one training run).
+    all_estimators: bool = False
 
     def validate(self) -> None:
         from harness.evaluation import ESTIMATE_BY
@@ -101,6 +110,26 @@ class EvalConfig:
                 raise HarnessError(f"eval.{name}={getattr(self, name)!r} must be >= 0")
         if self.chunk_archs < 1:
             raise HarnessError(f"eval.chunk_archs={self.chunk_archs!r} must be >= 1")
+        if self.weights not in WEIGHTS:
+            raise one_of("eval.weights", self.weights, WEIGHTS)
+        if not 0 < self.ema_horizon <= 1 / 3:
+            raise HarnessError(f"eval.ema_horizon={self.ema_horizon!r} must be in (0, 1/3]: the average starts 3 x horizon before the end")
+
+    @property
+    def estimator(self) -> str:
+        """The name of the estimator that makes `score`, e.g. final-accuracy or ema-loss-flip."""
+        return estimator_name(self.weights, self.estimate_by, self.flip)
+
+    @property
+    def averages_weights(self) -> bool:
+        return self.weights == "ema" or self.all_estimators
+
+
+WEIGHTS = ("final", "ema")
+
+
+def estimator_name(weights: str, estimate_by: str, flip: bool) -> str:
+    return f"{weights}-{estimate_by}" + ("-flip" if flip else "")
 
 
 PRECISIONS = ("fp32", "bf16")

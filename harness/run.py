@@ -7,6 +7,7 @@ env.json, run.log, run.lock. A run directory is never overwritten: an existing o
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -24,7 +25,7 @@ import torch
 
 from harness import engine
 from harness.archsets import disjoint_archs, scored_archs
-from harness.config import Config, build_options, check_strategy_overrides, resolve
+from harness.config import Config, build_options, check_strategy_overrides, estimator_name, resolve
 from harness.data.paths import data_root
 from harness.data.tensors import DeviceData
 from harness.envinfo import environment, git_state
@@ -35,7 +36,8 @@ from harness.identity import check_identity, recorded_config, run_identity
 from harness.lock import RunLock
 from harness.metrics import ranking_report
 from harness.registry import FEATURES, SPACES, STRATEGIES
-from harness.strategies.base import StrategyContext
+from harness.strategies.base import Strategy, StrategyContext
+from harness.weight_average import WeightAverage
 
 RUNS_DIR = Path("results/runs")
 ESTIMATES_FILE = "estimates.npz"
@@ -110,6 +112,12 @@ def plan(req: BenchRequest) -> Plan:
     check_strategy_overrides(req.strategy, req.overrides)
     cfg = resolve(req.preset, req.overrides, space=req.space)
     options = build_options(strategy_cls.Options, cfg.strategy.get(req.strategy, {}), req.strategy)
+    if strategy_cls.averaged_modules is Strategy.averaged_modules:
+        for name, value, plain in (("weights", cfg.eval.weights, "final"), ("flip", cfg.eval.flip, False),
+                                   ("all_estimators", cfg.eval.all_estimators, False)):
+            if value != plain:
+                raise HarnessError(f"eval.{name}={value!r} needs a supernet to estimate with; strategy {req.strategy!r} "
+                                   f"scores without one (accepted for it: eval.{name}={plain!r})")
     device = pick_device(req.device)
     run_dir = check_run_dir(req.runs_dir, run_name(req))
     warning = None
@@ -215,13 +223,16 @@ def bench(req: BenchRequest) -> dict:
     compute = engine.configure(cfg.compute, device, data)
     shape = p.space.shape(num_classes=data.num_classes, **vars(cfg.shape))
     total_steps = cfg.train.steps or cfg.train.epochs * data.steps_per_epoch
-    ctx = StrategyContext(p.space, shape, cfg.train, data, device, req.seed, total_steps, req.progress, cfg.eval.estimate_by, cfg.compute)
+    ctx = StrategyContext(p.space, shape, cfg.train, data, device, req.seed, total_steps, req.progress, cfg.eval.estimate_by,
+                          cfg.compute, cfg.eval.flip, cfg.eval.all_estimators)
     strategy = p.strategy_cls(ctx, p.options)
     hooks = [
         FEATURES.get(name)(opts, ctx, ground_truth=gt, eval_config=cfg.eval)
         for name, opts in sorted(cfg.features.items())
         if opts.get("enabled", False)
     ]
+    if cfg.eval.averages_weights:  # last, so the checkpoints of runs without it keep their hook order
+        hooks.append(WeightAverage(strategy.training_steps(), cfg.eval.ema_horizon))
 
     run_dir.mkdir(parents=True, exist_ok=True)
     with RunLock(run_dir):
@@ -294,12 +305,19 @@ def _execute(p: Plan, gt: GroundTruth, data: DeviceData, identity: dict, strateg
             archs = scored_archs(space, gt, cfg.eval.num_archs, cfg.eval.arch_seed)
             probes = probe_set(space, gt, cfg.eval, archs)
             # Scored and probe architectures go through the same chunked, checkpointed path.
+            averager = next((h for h in hooks if isinstance(h, WeightAverage)), None)
             with engine.autocast(cfg.compute, device):
                 together, estimate_seconds = estimate_in_chunks(
-                    strategy, archs + probes, cfg.eval.chunk_archs, run_dir / ESTIMATES_FILE, status_path, strategy.training_steps(), log
+                    lambda chunk: estimate_columns(strategy, chunk, cfg.eval, averager), archs + probes, cfg.eval.chunk_archs, run_dir / ESTIMATES_FILE, status_path, strategy.training_steps(), log
                 )
             estimates, probe_estimates = _split_rows(together, len(archs))
             metrics = _score(req, cfg, space, gt, archs, estimates, strategy, data, train_seconds, estimate_seconds)
+            if averager is not None:
+                metrics["weight_average"] = averager.summary()
+            if cfg.eval.all_estimators:
+                metrics["estimators"] = estimator_reports(space, gt, cfg.eval, archs, estimates, req.seed)
+                if probes:
+                    metrics["probe_estimators"] = estimator_reports(space, gt, cfg.eval, probes, probe_estimates, req.seed)
             metrics["identity_digest"] = identity["digest"]
             metrics["threads"] = torch.get_num_threads()
             metrics["dataset"] = cfg.data.dataset
@@ -353,8 +371,55 @@ def _load_checkpoint(path: Path, device: torch.device) -> dict:
         ) from None
 
 
-def estimate_in_chunks(strategy, archs: list, chunk: int, path: Path, status_path: Path, total_steps: int, log) -> tuple[dict, float]:
-    """strategy.estimate over consecutive chunks of `archs`; after each chunk the estimates so far are saved
+def estimate_columns(strategy, archs: list, eval_cfg, averager: WeightAverage | None) -> dict[str, np.ndarray]:
+    """strategy.estimate with the weights eval.weights names; with eval.all_estimators, also with the other
+    weights, and one `score_<estimator>` column per estimator (higher = better) from the same supernet."""
+    order = [eval_cfg.weights] + ([w for w in ("final", "ema") if w != eval_cfg.weights] if eval_cfg.all_estimators else [])
+    columns: dict[str, np.ndarray] = {}
+    for weights in order:
+        with averager.swapped_in(strategy) if weights == "ema" else contextlib.nullcontext():
+            part = {k: np.asarray(v) for k, v in strategy.estimate(archs).items()}
+        if weights == eval_cfg.weights:
+            columns.update(part)
+        if eval_cfg.all_estimators:
+            columns.update(_estimator_scores(part, weights))
+    return columns
+
+
+def _estimator_scores(part: dict[str, np.ndarray], weights: str) -> dict[str, np.ndarray]:
+    prefix = "holdout" if "holdout_acc" in part else "supernet"
+    scores = {}
+    for flip in (False, True):
+        tail = "_flip" if flip else ""
+        scores[f"score_{estimator_name(weights, 'accuracy', flip)}"] = part[f"{prefix}_acc{tail}"]
+        scores[f"score_{estimator_name(weights, 'loss', flip)}"] = -part[f"{prefix}_loss{tail}"]
+    return scores
+
+
+def estimator_reports(space, gt: GroundTruth, eval_cfg, archs: list, estimates: dict, seed: int) -> dict:
+    """Ranking metrics of every estimator of an eval.all_estimators run, and of each half of the held-out
+    images (by accuracy and by loss) with the two halves' agreement: the inputs of the noise study."""
+    from harness.metrics import kendall_tau
+
+    truth = gt.values(archs, eval_cfg.ground_truth)
+    best = gt.best(eval_cfg.ground_truth)
+    classes = [space.canonical_form(a) for a in archs]
+    reports = {key[len("score_"):]: ranking_report(np.asarray(v, dtype=np.float64), truth, best, classes, 0, seed)
+               for key, v in sorted(estimates.items()) if key.startswith("score_")}
+    prefix = "holdout" if "holdout_acc_half1" in estimates else "supernet"
+    halves = {}
+    for by, column, sign in (("accuracy", "acc", 1.0), ("loss", "loss", -1.0)):
+        first, second = estimates.get(f"{prefix}_{column}_half1"), estimates.get(f"{prefix}_{column}_half2")
+        if first is None or second is None:
+            continue
+        first, second = sign * np.asarray(first, np.float64), sign * np.asarray(second, np.float64)
+        halves[by] = {"kendall_tau_half1": kendall_tau(first, truth), "kendall_tau_half2": kendall_tau(second, truth),
+                      "agreement_kendall_tau": kendall_tau(first, second)}
+    return {"estimators": reports, "halves": halves}
+
+
+def estimate_in_chunks(estimate, archs: list, chunk: int, path: Path, status_path: Path, total_steps: int, log) -> tuple[dict, float]:
+    """estimate(archs) over consecutive chunks of `archs`; after each chunk the estimates so far are saved
     atomically, and a resumed run reuses them (only if they were made for the same leading architectures)."""
     keys = np.array([str(a) for a in archs])
     done: dict[str, np.ndarray] = {}
@@ -373,7 +438,7 @@ def estimate_in_chunks(strategy, archs: list, chunk: int, path: Path, status_pat
             done, count, seconds = {}, 0, 0.0
     while count < len(archs):
         t0 = time.time()
-        part = {k: np.asarray(v) for k, v in strategy.estimate(archs[count: count + chunk]).items()}
+        part = {k: np.asarray(v) for k, v in estimate(archs[count: count + chunk]).items()}
         seconds += time.time() - t0
         done = part if not done else {k: np.concatenate([done[k], part[k]]) for k in part}
         count = min(len(archs), count + chunk)
@@ -405,6 +470,7 @@ def _score(req, cfg, space, gt, archs, estimates, strategy, data, train_seconds,
         "preset": req.preset,
         "seed": req.seed,
         "ground_truth_column": cfg.eval.ground_truth,
+        "estimator": cfg.eval.estimator if strategy.averaged_modules() else "strategy score",
         "bn_mode": cfg.shape.bn_mode,
         "total_steps": strategy.training_steps(),
         "steps_per_epoch": data.steps_per_epoch,

@@ -14,6 +14,8 @@ from typing import Any
 
 import pandas as pd
 
+from harness.config import estimator_name
+
 # metrics.json["metrics"] keys copied into the run row (absent ones become NaN).
 METRIC_KEYS = (
     "num_archs",
@@ -32,7 +34,7 @@ METRIC_KEYS = (
 RUN_FILES = ("config.json", "status.json", "metrics.json")
 COLUMNS = (
     "run", "path", "state", "error", "strategy", "space", "preset", "seed", "overrides", "config_digest", "identity",
-    "ground_truth_column", "bn_mode", "git_commit", "total_steps", "steps_per_epoch", "train_seconds", "wall_seconds", "step",
+    "ground_truth_column", "estimator", "bn_mode", "git_commit", "total_steps", "steps_per_epoch", "train_seconds", "wall_seconds", "step",
     "has_predictions", *METRIC_KEYS,
 )
 
@@ -105,6 +107,9 @@ def read_run(path: Path) -> dict:
         "config_digest": config_digest(cfg),
         "identity": config.get("identity_digest") or f"legacy-{config_digest({'config': cfg, 'seed': seed, 'strategy': config.get('strategy'), 'space': config.get('space')})}",
         "ground_truth_column": metrics.get("ground_truth_column", eval_cfg.get("ground_truth")),
+        # Runs from before the estimator was recorded were scored with the final weights, no flips.
+        "estimator": metrics.get("estimator") or estimator_name(eval_cfg.get("weights", "final"), eval_cfg.get("estimate_by", "accuracy"),
+                                                                bool(eval_cfg.get("flip", False))),
         "bn_mode": metrics.get("bn_mode", shape.get("bn_mode")),
         "git_commit": metrics.get("git_commit"),
         "total_steps": _number(metrics.get("total_steps")),

@@ -18,7 +18,8 @@ from harness.registry import STRATEGIES
 from harness.reports.collect import mark_duplicates
 
 BASELINE = "params"
-GROUP_KEYS = ["strategy", "space", "preset", "overrides", "config_digest"]
+# The estimator is part of the group: runs scored differently are never pooled (the config digest differs too).
+GROUP_KEYS = ["strategy", "space", "preset", "overrides", "estimator", "config_digest"]
 # (collected column, table header, digits)
 METRIC_COLUMNS = (
     ("kendall_tau", "tau", 3),
@@ -133,6 +134,7 @@ def display(table: pd.DataFrame) -> pd.DataFrame:
     for column, header, digits in METRIC_COLUMNS:
         out[header] = [fmt_mean_std(m, s, digits) for m, s in zip(table[f"{column}_mean"], table[f"{column}_std"])]
     out["ground truth"] = table["ground_truth_column"]
+    out["estimator"] = table["estimator"]
     out["BN"] = table["bn_mode"]
     out["commit"] = table["git_commit"].replace("", "-")
     out["remark"] = table["remark"]

@@ -35,6 +35,19 @@ class StrategyContext:
     progress: bool = True
     estimate_by: str = "accuracy"  # eval.estimate_by: how supernet-based strategies turn (acc, loss) into a score
     compute: ComputeConfig = field(default_factory=ComputeConfig)  # [compute]: precision, layout, estimate_archs
+    flip: bool = False  # eval.flip: supernet scores average each image's prediction with its mirror's
+    all_estimators: bool = False  # eval.all_estimators: also the columns every other estimator needs
+
+    @property
+    def flip_views(self) -> bool:
+        """Whether estimation passes also run the mirrored images."""
+        return self.flip or self.all_estimators
+
+    def columns(self, tally) -> dict[str, np.ndarray]:
+        """A supernet strategy's estimate columns from its evaluation.Tally, as eval.* asks."""
+        from harness.evaluation import supernet_columns
+
+        return supernet_columns(tally, self.estimate_by, self.flip, self.all_estimators)
 
     def rng(self, *keys: int) -> np.random.Generator:
         """A generator that depends only on (seed, keys): decisions at a step are the same after a resume."""
@@ -72,6 +85,11 @@ class Strategy(ABC):
     def summary(self) -> dict:
         """Decisions and settings worth recording next to the result (split choices, derived arch...)."""
         return {}
+
+    def averaged_modules(self) -> list[torch.nn.Module]:
+        """The modules whose weights eval.weights = ema averages over the end of training; [] = the strategy
+        has no trained weights to average (eval.weights = ema is refused for it)."""
+        return []
 
     def on_train_end(self) -> None:
         """Called once after the last step (also on resume of a finished training)."""

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from harness.evaluation import estimate_supernet, supernet_score
+from harness import evaluation
 from harness.optim import clip_gradients, sgd_with_cosine
 from harness.strategies.base import Strategy
 
@@ -49,10 +49,12 @@ class SinglePathStrategy(Strategy):
 
     def estimate(self, archs: Sequence[Any]) -> dict[str, np.ndarray]:
         self.supernet.eval()
-        acc, loss = estimate_supernet(
-            self.supernet, archs, self.ctx.data.eval_batches(), self.ctx.progress, per_pass=self.ctx.compute.estimate_archs
-        )
-        return {"score": supernet_score(acc, loss, self.ctx.estimate_by), "holdout_acc": acc, "holdout_loss": loss}
+        tally = evaluation.tally_supernet(self.supernet, archs, self.ctx.data.eval_batches(), self.ctx.progress,
+                                          per_pass=self.ctx.compute.estimate_archs, flip=self.ctx.flip_views)
+        return self.ctx.columns(tally)
+
+    def averaged_modules(self) -> list[torch.nn.Module]:
+        return [self.supernet]
 
     def state_dict(self) -> dict:
         return {

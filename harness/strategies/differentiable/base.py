@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.errors import HarnessError, one_of
-from harness.evaluation import estimate_supernet, supernet_score
+from harness import evaluation
 from harness.groundtruth import COLUMNS, load_ground_truth
 from harness.optim import clip_gradients, sgd_with_cosine
 from harness.registry import STRATEGIES
@@ -204,9 +204,15 @@ class DifferentiableStrategy(Strategy):
     def estimate(self, archs: Sequence[Arch]) -> dict[str, np.ndarray]:
         alpha_score = self.alpha_scores(archs)
         self.supernet.eval()
-        acc, loss = estimate_supernet(self.supernet, archs, self.ctx.data.eval_batches(), self.ctx.progress, per_pass=self.ctx.compute.estimate_archs)
-        score = alpha_score if self.options.rank_by == "alpha" else supernet_score(acc, loss, self.ctx.estimate_by)
-        return {"score": score, "alpha_score": alpha_score, "supernet_acc": acc, "supernet_loss": loss}
+        tally = evaluation.tally_supernet(self.supernet, archs, self.ctx.data.eval_batches(), self.ctx.progress,
+                                          per_pass=self.ctx.compute.estimate_archs, flip=self.ctx.flip_views)
+        columns = {f"supernet_{k[len('holdout_'):]}" if k.startswith("holdout_") else k: v for k, v in self.ctx.columns(tally).items()}
+        if self.options.rank_by == "alpha":
+            columns["score"] = alpha_score
+        return {**columns, "alpha_score": alpha_score}
+
+    def averaged_modules(self) -> list[torch.nn.Module]:
+        return [self.supernet]
 
     # ---- record and checkpoint -------------------------------------------------------------------
     def summary(self) -> dict:

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.errors import HarnessError, one_of
-from harness.evaluation import estimate_supernet, supernet_score
+from harness import evaluation
 from harness.optim import clip_gradients, sgd_with_cosine
 from harness.strategies.base import Strategy
 
@@ -307,19 +307,21 @@ class SplitStrategy(Strategy):
 
     def estimate(self, archs: Sequence[Any]) -> dict[str, np.ndarray]:
         owner = np.array([self._leaf_for(a).id for a in archs], dtype=np.int64)
-        acc = np.empty(len(archs))
-        loss = np.empty(len(archs))
         batches = self.ctx.data.eval_batches()
+        tally = evaluation.Tally.empty(len(archs), np.array([len(y) for _, y in batches]), self.ctx.flip_views)
         for leaf_id in self.leaves:
             rows = np.flatnonzero(owner == leaf_id)
             if len(rows) == 0:
                 continue
             net = self.nodes[leaf_id].supernet
             net.eval()
-            a, l = estimate_supernet(net, [archs[i] for i in rows], batches, self.ctx.progress, f"estimate sub-supernet {leaf_id}",
-                                     self.ctx.compute.estimate_archs)
-            acc[rows], loss[rows] = a, l
-        return {"score": supernet_score(acc, loss, self.ctx.estimate_by), "holdout_acc": acc, "holdout_loss": loss, "sub_supernet": owner}
+            tally.put(rows, evaluation.tally_supernet(net, [archs[i] for i in rows], batches, self.ctx.progress,
+                                                      f"estimate sub-supernet {leaf_id}", self.ctx.compute.estimate_archs,
+                                                      self.ctx.flip_views))
+        return {**self.ctx.columns(tally), "sub_supernet": owner}
+
+    def averaged_modules(self) -> list[torch.nn.Module]:
+        return [self.nodes[i].supernet for i in self.leaves]
 
     def state_dict(self) -> dict:
         return {
