@@ -40,7 +40,7 @@ def supernet_columns(t: "Tally", estimate_by: str, flip: bool, all_views: bool) 
     halves of the held-out batches (first vs second half: the noise study's two independent estimates)."""
     columns = {"score": supernet_score(t.accuracy(flip), t.mean_loss(flip), estimate_by),
                "holdout_acc": t.accuracy(), "holdout_loss": t.mean_loss()}
-    if flip or all_views:
+    if t.flip_correct is not None:
         columns.update(holdout_acc_flip=t.accuracy(True), holdout_loss_flip=t.mean_loss(True))
     if all_views:
         half = len(t.sizes) // 2

@@ -59,33 +59,36 @@ def _sampler_gap() -> ContextManager:
 
 def _bn_running() -> ContextManager:
     import torch
-    from harness.strategies import supernet
+    from harness import evaluation
 
-    original = supernet.evaluate_archs
+    original = evaluation.tally_supernet
 
-    def evaluate_archs(forward, archs, batches, progress=False, desc="estimate"):
-        bns = [m for m in forward.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)] \
-            if isinstance(forward, torch.nn.Module) else []
+    def tally_supernet(net, archs, batches, *args, **kwargs):
+        bns = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
         saved = [(m.track_running_stats, m.running_mean, m.running_var, m.num_batches_tracked) for m in bns]
         for m in bns:  # fresh, never-updated running statistics, used in eval mode
             m.track_running_stats = True
-            m.running_mean = torch.zeros(m.num_features, device=next(forward.parameters()).device)
+            m.running_mean = torch.zeros(m.num_features, device=next(net.parameters()).device)
             m.running_var = torch.ones_like(m.running_mean)
             m.num_batches_tracked = torch.zeros((), dtype=torch.long)
         try:
-            return original(forward, archs, batches, progress, desc)
+            # one architecture at a time: the batched path normalises with batch statistics by construction
+            return evaluation.tally_archs(net, archs, batches, kwargs.get("progress", False), kwargs.get("desc", "estimate"),
+                                          kwargs.get("flip", False))
         finally:
             for m, (track, mean, var, count) in zip(bns, saved):
                 m.track_running_stats, m.running_mean, m.running_var, m.num_batches_tracked = track, mean, var, count
 
-    return _patched(supernet, "evaluate_archs", evaluate_archs)
+    del original
+    return _patched(evaluation, "tally_supernet", tally_supernet)
 
 
 def _no_projection() -> ContextManager:
     from harness.strategies.dinas.strategy import DisturbanceImmune
     from harness.strategies.supernet import SinglePathStrategy
 
-    return _patched(DisturbanceImmune, "before_optimizer_step", SinglePathStrategy.before_optimizer_step)
+    # The projection happens where the update is applied (every strategy.dinas.apply): ws's plain step instead.
+    return _patched(DisturbanceImmune, "apply_update", SinglePathStrategy.apply_update)
 
 
 @dataclass(frozen=True)

@@ -97,14 +97,16 @@ def read_results(results: Sequence[CellResult], labels: Sequence[str] | None = N
                "state": r.state, "error": r.error, "run_dir": str(r.run_dir)}
         metrics_path = Path(r.run_dir) / "metrics.json"
         if r.state == "complete" and metrics_path.is_file():
-            metrics = read_json(metrics_path).get("metrics", {})
+            record = read_json(metrics_path)
+            row["estimator"] = record.get("estimator", "final-accuracy")  # unrecorded: made before EMA/flips existed
+            metrics = record.get("metrics", {})
             for key, _h, _d in METRICS:
                 value = metrics.get(key)
                 row[key] = math.nan if value is None else float(value)
         else:
             row["state"] = "failed" if r.state == "complete" else r.state
         rows.append(row)
-    return pd.DataFrame(rows, columns=["label", "strategy", "seed", "state", "error", "run_dir", *(k for k, _h, _d in METRICS)])
+    return pd.DataFrame(rows, columns=["label", "strategy", "seed", "state", "error", "run_dir", "estimator", *(k for k, _h, _d in METRICS)])
 
 
 def _done(rows: pd.DataFrame) -> pd.DataFrame:
@@ -117,7 +119,8 @@ def per_variant(rows: pd.DataFrame, variants: Sequence[Variant]) -> pd.DataFrame
     for v in variants:
         mine = done[done["label"] == v.label].sort_values("seed")
         row = {"label": v.label, "strategy": v.strategy, "overrides": " ".join(v.overrides), "n": len(mine),
-               "seeds": ",".join(str(int(s)) for s in mine["seed"])}
+               "seeds": ",".join(str(int(s)) for s in mine["seed"]),
+               "estimator": ",".join(dict.fromkeys(str(e) for e in mine["estimator"].dropna()))}
         for key, _h, _d in METRICS:
             values = mine[key].dropna().to_numpy()
             mean, lo, hi = stats.t_interval(values) if len(values) else (math.nan,) * 3
@@ -196,6 +199,7 @@ def _ci(mean: float, lo: float, hi: float, digits: int, n: int) -> str:
 def show_variants(table: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame({"variant": table["label"], "strategy": table["strategy"],
                         "overrides": table["overrides"].replace("", "-"),
+                        "estimator": table["estimator"].replace("", "-"),
                         "n (seeds)": [f"{n} ({s})" for n, s in zip(table["n"], table["seeds"])]})
     for key, header, digits in METRICS:
         out[header] = [_ci(r[f"{key}_mean"], r[f"{key}_lo"], r[f"{key}_hi"], digits, r["n"]) for _, r in table.iterrows()]
