@@ -7,7 +7,6 @@ env.json, run.log, run.lock. A run directory is never overwritten: an existing o
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -25,11 +24,12 @@ import torch
 
 from harness import engine
 from harness.archsets import disjoint_archs, scored_archs
-from harness.config import Config, build_options, check_strategy_overrides, estimator_name, resolve
+from harness.config import Config, build_options, check_strategy_overrides, resolve
 from harness.data.paths import data_root
 from harness.data.tensors import DeviceData
 from harness.envinfo import environment, git_state
 from harness.errors import HarnessError
+from harness.estimators import estimate_columns, estimator_reports
 from harness.fileio import atomic_write, read_json, write_json
 from harness.groundtruth import GroundTruth
 from harness.identity import check_identity, recorded_config, run_identity
@@ -369,53 +369,6 @@ def _load_checkpoint(path: Path, device: torch.device) -> dict:
         raise HarnessError(
             f"cannot resume from {path}: the checkpoint is corrupt ({type(exc).__name__}); delete it to restart training from step 0, or use --name for a new run"
         ) from None
-
-
-def estimate_columns(strategy, archs: list, eval_cfg, averager: WeightAverage | None) -> dict[str, np.ndarray]:
-    """strategy.estimate with the weights eval.weights names; with eval.all_estimators, also with the other
-    weights, and one `score_<estimator>` column per estimator (higher = better) from the same supernet."""
-    order = [eval_cfg.weights] + ([w for w in ("final", "ema") if w != eval_cfg.weights] if eval_cfg.all_estimators else [])
-    columns: dict[str, np.ndarray] = {}
-    for weights in order:
-        with averager.swapped_in(strategy) if weights == "ema" else contextlib.nullcontext():
-            part = {k: np.asarray(v) for k, v in strategy.estimate(archs).items()}
-        if weights == eval_cfg.weights:
-            columns.update(part)
-        if eval_cfg.all_estimators:
-            columns.update(_estimator_scores(part, weights))
-    return columns
-
-
-def _estimator_scores(part: dict[str, np.ndarray], weights: str) -> dict[str, np.ndarray]:
-    prefix = "holdout" if "holdout_acc" in part else "supernet"
-    scores = {}
-    for flip in (False, True):
-        tail = "_flip" if flip else ""
-        scores[f"score_{estimator_name(weights, 'accuracy', flip)}"] = part[f"{prefix}_acc{tail}"]
-        scores[f"score_{estimator_name(weights, 'loss', flip)}"] = -part[f"{prefix}_loss{tail}"]
-    return scores
-
-
-def estimator_reports(space, gt: GroundTruth, eval_cfg, archs: list, estimates: dict, seed: int) -> dict:
-    """Ranking metrics of every estimator of an eval.all_estimators run, and of each half of the held-out
-    images (by accuracy and by loss) with the two halves' agreement: the inputs of the noise study."""
-    from harness.metrics import kendall_tau
-
-    truth = gt.values(archs, eval_cfg.ground_truth)
-    best = gt.best(eval_cfg.ground_truth)
-    classes = [space.canonical_form(a) for a in archs]
-    reports = {key[len("score_"):]: ranking_report(np.asarray(v, dtype=np.float64), truth, best, classes, 0, seed)
-               for key, v in sorted(estimates.items()) if key.startswith("score_")}
-    prefix = "holdout" if "holdout_acc_half1" in estimates else "supernet"
-    halves = {}
-    for by, column, sign in (("accuracy", "acc", 1.0), ("loss", "loss", -1.0)):
-        first, second = estimates.get(f"{prefix}_{column}_half1"), estimates.get(f"{prefix}_{column}_half2")
-        if first is None or second is None:
-            continue
-        first, second = sign * np.asarray(first, np.float64), sign * np.asarray(second, np.float64)
-        halves[by] = {"kendall_tau_half1": kendall_tau(first, truth), "kendall_tau_half2": kendall_tau(second, truth),
-                      "agreement_kendall_tau": kendall_tau(first, second)}
-    return {"estimators": reports, "halves": halves}
 
 
 def estimate_in_chunks(estimate, archs: list, chunk: int, path: Path, status_path: Path, total_steps: int, log) -> tuple[dict, float]:

@@ -178,3 +178,27 @@ def test_tables_mark_single_seed_rows_as_without_interval():
 
     shown = display(aggregate(pd.DataFrame([row("ws", 0), row("ws", 1), row("dinas", 0)], columns=COLUMNS))).set_index("strategy")
     assert shown.loc["dinas", "n"] == "1 (0) n=1, no interval" and shown.loc["ws", "n"] == "2 (0,1)"
+
+
+def test_estimator_takes_that_estimators_metrics_and_predictions_column(tmp_path):
+    """--estimator: the tau and the within-seed bootstrap come from the named estimator of an all-estimators run."""
+    results = []
+    for label, scale in (("a", 2.0), ("b", 6.0)):
+        for seed in range(2):
+            run = _run(tmp_path, label, seed, _noisy(seed, 1.0))  # its own score: nearly the truth
+            other = _noisy(seed + 30, scale)
+            frame = pd.read_csv(run.run_dir / "predictions.csv")
+            frame["score_final-loss"] = other
+            frame.to_csv(run.run_dir / "predictions.csv", index=False)
+            record = json.loads((run.run_dir / "metrics.json").read_text())
+            record["estimators"] = {"estimators": {"final-loss": {"kendall_tau": stats.kendall(other, TRUTH)}}}
+            (run.run_dir / "metrics.json").write_text(json.dumps(record))
+            results.append(run)
+    rows = cmp.read_results(results, estimator="final-loss")
+    assert rows.loc[0, "kendall_tau"] == pytest.approx(stats.kendall(_noisy(30, 2.0), TRUTH))
+    assert set(rows["estimator"]) == {"final-loss"}
+    seeds = cmp.per_seed(rows, VARIANTS[:2], "a", resamples=50)
+    expected = stats.arch_bootstrap_tau_difference(_noisy(30, 6.0), _noisy(30, 2.0), TRUTH, 50, 0)
+    assert seeds.loc[0, "diff"] == pytest.approx(expected[0])
+    with pytest.raises(HarnessError, match="no such estimator.*final-loss"):
+        cmp.read_results(results, estimator="ema-loss")

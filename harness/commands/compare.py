@@ -36,6 +36,9 @@ class Compare:
         parser.add_argument("--data-dir", default=None, help="data directory (default $HARNESS_DATA, else ./data)")
         parser.add_argument("--address", default=None, help="Ray cluster address for the sweep (default: local)")
         parser.add_argument("--bootstrap", type=int, default=10000, help="seed-pair bootstrap resamples (default 10000)")
+        parser.add_argument("--estimator", default=None, metavar="NAME",
+                            help="compare by this estimator (e.g. final-accuracy, ema-loss-flip) of runs made with "
+                                 "eval.all_estimators=true, which this adds to every variant: estimators paired on one training")
         parser.add_argument("--arch-bootstrap", type=int, default=1000, help="architecture bootstrap resamples per seed (default 1000)")
 
     @staticmethod
@@ -54,12 +57,22 @@ class Compare:
         for v in variants:  # every name and override is checked before any run starts
             cfg = resolve(args.preset, tuple(args.overrides) + v.overrides, space=args.space)
             build_options(STRATEGIES.get(v.strategy).Options, cfg.strategy.get(v.strategy, {}), v.strategy)
+        if args.estimator is not None:
+            from harness.config import WEIGHTS, estimator_name
+            from harness.evaluation import ESTIMATE_BY
+            names = [estimator_name(w, b, f) for w in WEIGHTS for b in ESTIMATE_BY for f in (False, True)]
+            if args.estimator not in names:
+                raise HarnessError(f"--estimator {args.estimator!r} is not one of: {', '.join(names)}")
+            if "eval.all_estimators=true" not in args.overrides:
+                args.overrides = [*args.overrides, "eval.all_estimators=true"]
         labels = "_".join(v.label for v in variants)
         out = args.out or TABLES_DIR / re.sub(r"[^A-Za-z0-9_.+-]", "-", f"compare-{labels}-{args.preset}-s{args.seeds}")
         cells = make_cells(variants, seeds, args.preset, args.space, args.overrides)
         results = run_cells(cells, args.runs_dir, address=args.address, data_dir=args.data_dir)
-        rows = read_results(results, cell_labels(variants, seeds))
+        rows = read_results(results, cell_labels(variants, seeds), args.estimator)
         title = f"{', '.join(v.label for v in variants)} on {args.preset}, seeds {','.join(map(str, seeds))}"
+        if args.estimator:
+            title += f", estimator {args.estimator}"
         if args.overrides:
             title += f" (all with {' '.join(args.overrides)})"
         text, paths = write_report(rows, variants, reference, out, title, args.bootstrap, args.arch_bootstrap)

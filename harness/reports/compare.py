@@ -88,8 +88,11 @@ def cell_labels(variants: Sequence[Variant], seeds: Sequence[int]) -> list[str]:
     return [v.label for v in variants for _seed in seeds]
 
 
-def read_results(results: Sequence[CellResult], labels: Sequence[str] | None = None) -> pd.DataFrame:
-    """One row per cell: label, seed, state, error, run_dir and the METRICS of complete runs."""
+def read_results(results: Sequence[CellResult], labels: Sequence[str] | None = None, estimator: str | None = None) -> pd.DataFrame:
+    """One row per cell: label, seed, state, error, run_dir and the METRICS of complete runs.
+
+    estimator: take the metrics of that estimator from runs made with eval.all_estimators=true (and, within
+    each seed, its `score_<estimator>` predictions column) instead of the run's own score."""
     rows = []
     for i, r in enumerate(results):
         label = labels[i] if labels is not None else (r.cell.label or r.cell.strategy)
@@ -100,13 +103,21 @@ def read_results(results: Sequence[CellResult], labels: Sequence[str] | None = N
             record = read_json(metrics_path)
             row["estimator"] = record.get("estimator", "final-accuracy")  # unrecorded: made before EMA/flips existed
             metrics = record.get("metrics", {})
+            row["score_column"] = "estimate"
+            if estimator is not None:
+                reports = record.get("estimators", {}).get("estimators", {})
+                if estimator not in reports:
+                    raise HarnessError(f"--estimator {estimator!r}: {r.run_dir} has no such estimator (accepted: "
+                                       f"{', '.join(sorted(reports)) or 'none: made without eval.all_estimators=true'})")
+                metrics, row["estimator"], row["score_column"] = reports[estimator], estimator, f"score_{estimator}"
             for key, _h, _d in METRICS:
                 value = metrics.get(key)
                 row[key] = math.nan if value is None else float(value)
         else:
             row["state"] = "failed" if r.state == "complete" else r.state
         rows.append(row)
-    return pd.DataFrame(rows, columns=["label", "strategy", "seed", "state", "error", "run_dir", "estimator", *(k for k, _h, _d in METRICS)])
+    return pd.DataFrame(rows, columns=["label", "strategy", "seed", "state", "error", "run_dir", "estimator", "score_column",
+                                       *(k for k, _h, _d in METRICS)])
 
 
 def _done(rows: pd.DataFrame) -> pd.DataFrame:
@@ -137,6 +148,7 @@ def _pairs(rows: pd.DataFrame, label: str, reference: str) -> pd.DataFrame:
     seeds = sorted(set(a.index) & set(b.index))
     return pd.DataFrame({"seed": seeds, "a_dir": [a.loc[s, "run_dir"] for s in seeds],
                          "b_dir": [b.loc[s, "run_dir"] for s in seeds],
+                         "a_column": [a.loc[s, "score_column"] for s in seeds], "b_column": [b.loc[s, "score_column"] for s in seeds],
                          "a": [a.loc[s, "kendall_tau"] for s in seeds], "b": [b.loc[s, "kendall_tau"] for s in seeds]})
 
 
@@ -156,11 +168,12 @@ def paired(rows: pd.DataFrame, variants: Sequence[Variant], reference: str, resa
     return pd.DataFrame(out)
 
 
-def _predictions(run_dir: str) -> pd.DataFrame:
+def _predictions(run_dir: str, column: str = "estimate") -> pd.DataFrame:
     path = Path(run_dir) / "predictions.csv"
     if not path.is_file():
         raise HarnessError(f"{path} is missing; the run is not complete")
-    return pd.read_csv(path, usecols=["index", "estimate", "ground_truth"])
+    column = column if isinstance(column, str) else "estimate"  # rows without a score column: the run's own score
+    return pd.read_csv(path, usecols=["index", column, "ground_truth"]).rename(columns={column: "estimate"})
 
 
 def per_seed(rows: pd.DataFrame, variants: Sequence[Variant], reference: str, resamples: int = 1000) -> pd.DataFrame:
@@ -171,7 +184,7 @@ def per_seed(rows: pd.DataFrame, variants: Sequence[Variant], reference: str, re
         if v.label == reference:
             continue
         for _, pair in _pairs(rows, v.label, reference).iterrows():
-            a, b = _predictions(pair["a_dir"]), _predictions(pair["b_dir"])
+            a, b = _predictions(pair["a_dir"], pair["a_column"]), _predictions(pair["b_dir"], pair["b_column"])
             joined = a.merge(b, on="index", suffixes=("_a", "_b"))
             if not (len(joined) == len(a) == len(b)):
                 raise HarnessError(f"{pair['a_dir']} and {pair['b_dir']} scored different architectures "
