@@ -119,9 +119,9 @@ FAULTS = {f.name: f for f in (
 def run_cell_here(cell: Cell, runs_dir: str, data_dir: str | None, fault: str | None) -> CellResult:
     """In a worker process: apply the fault (if any), run one cell in this process, return its result."""
     from harness.run import bench, run_name
-    from harness.sweep import request
+    from harness.sweep import cell_request
 
-    req = request(cell, Path(runs_dir), data_dir)
+    req = cell_request(cell, Path(runs_dir), data_dir=data_dir)  # named as the gate's sweep names it
     run_dir = Path(runs_dir) / run_name(req)
     req.resume = (run_dir / "config.json").exists()
     try:

@@ -201,3 +201,19 @@ def test_sampler_gap_patch_never_yields_the_op_and_is_undone():
 
 def test_real_same_seed_runs_are_deterministic(env_data, tmp_path):
     assert determinism(["ws"], tmp_path) == []
+
+
+def test_real_selftest_jobs_run_clean_and_faulted_cells_in_spawned_workers(env_data, tmp_path):
+    """run_jobs for real on smoke: a clean ws run and the same cell with a planted fault, each in its own spawned
+    process, named as the gate's sweep names them; the fault changes the predictions, the clean run is ws's own."""
+    from harness.run import BenchRequest, bench
+    from harness.sweep import Cell
+
+    cell = Cell("ws", preset="smoke", seed=0, label="ws")
+    results = regression_selftest.run_jobs([(cell, None), (cell, "bn_running")], tmp_path, str(env_data), workers=2, log=lambda _m: None)
+    assert [r.state for r in results] == ["complete", "complete"]
+    clean, faulty = (pd.read_csv(r.run_dir / "predictions.csv") for r in results)
+    assert results[0].run_dir == tmp_path / "clean" / "ws-nb201-smoke-ws-seed0"
+    plain = bench(BenchRequest(strategy="ws", preset="smoke", runs_dir=tmp_path / "plain", progress=False))
+    assert results[0].kendall_tau == plain["metrics"]["kendall_tau"]
+    assert not np.allclose(clean["holdout_loss"], faulty["holdout_loss"])
