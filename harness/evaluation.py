@@ -119,10 +119,8 @@ class _Accumulator:
             self.flip_loss[rows, batch] += (-logp.gather(-1, y.expand(logp.shape[:-1]).unsqueeze(-1))).squeeze(-1).sum(-1).double()
 
     def tally(self) -> Tally:
-        if self.flip:
-            return Tally(self.correct.cpu().numpy(), self.loss.cpu().numpy(), self.sizes,
-                         self.flip_correct.cpu().numpy(), self.flip_loss.cpu().numpy())
-        return Tally(self.correct.cpu().numpy(), self.loss.cpu().numpy(), self.sizes)
+        flipped = (self.flip_correct.cpu().numpy(), self.flip_loss.cpu().numpy()) if self.flip else ()
+        return Tally(self.correct.cpu().numpy(), self.loss.cpu().numpy(), self.sizes, *flipped)
 
 
 def _mirrored(x: torch.Tensor) -> torch.Tensor:

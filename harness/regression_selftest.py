@@ -61,9 +61,7 @@ def _bn_running() -> ContextManager:
     import torch
     from harness import evaluation
 
-    original = evaluation.tally_supernet
-
-    def tally_supernet(net, archs, batches, *args, **kwargs):
+    def tally_supernet(net, archs, batches, progress=False, desc="estimate", per_pass=0, flip=False):
         bns = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
         saved = [(m.track_running_stats, m.running_mean, m.running_var, m.num_batches_tracked) for m in bns]
         for m in bns:  # fresh, never-updated running statistics, used in eval mode
@@ -73,13 +71,11 @@ def _bn_running() -> ContextManager:
             m.num_batches_tracked = torch.zeros((), dtype=torch.long)
         try:
             # one architecture at a time: the batched path normalises with batch statistics by construction
-            return evaluation.tally_archs(net, archs, batches, kwargs.get("progress", False), kwargs.get("desc", "estimate"),
-                                          kwargs.get("flip", False))
+            return evaluation.tally_archs(net, archs, batches, progress, desc, flip)
         finally:
             for m, (track, mean, var, count) in zip(bns, saved):
                 m.track_running_stats, m.running_mean, m.running_var, m.num_batches_tracked = track, mean, var, count
 
-    del original
     return _patched(evaluation, "tally_supernet", tally_supernet)
 
 

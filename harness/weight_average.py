@@ -25,15 +25,17 @@ class WeightAverage:
         self.signature: tuple = ()
         self.updates = 0
         self.restarts: list[int] = []
-        self._cached: tuple[tuple[int, ...], list[torch.Tensor]] = ((), [])
+        self._cached: tuple[tuple[int, ...], list[torch.Tensor], tuple] = ((), [], ())
 
-    def _tensors(self, strategy) -> list[torch.Tensor]:
-        # state_dict() values share storage with the weights; cached while the modules stay the same objects.
+    def _tensors(self, strategy) -> tuple[list[torch.Tensor], tuple]:
+        """(the averaged tensors, their shapes and dtypes). state_dict() values share storage with the weights;
+        both are cached while the modules stay the same objects, so a step in the window builds neither."""
         modules = strategy.averaged_modules()
         key = tuple(id(m) for m in modules)
         if key != self._cached[0]:
-            self._cached = (key, [t for m in modules for t in m.state_dict(keep_vars=False).values()])
-        return self._cached[1]
+            tensors = [t for m in modules for t in m.state_dict(keep_vars=False).values()]
+            self._cached = (key, tensors, tuple((tuple(t.shape), t.dtype) for t in tensors))
+        return self._cached[1], self._cached[2]
 
     def forced_arch(self, step: int):
         return None
@@ -43,8 +45,7 @@ class WeightAverage:
         if step <= self.start:
             return
         with torch.no_grad():
-            current = self._tensors(strategy)
-            signature = tuple((tuple(t.shape), t.dtype) for t in current)
+            current, signature = self._tensors(strategy)
             if signature != self.signature:
                 if self.signature:
                     self.restarts.append(step)
@@ -62,8 +63,8 @@ class WeightAverage:
     @contextlib.contextmanager
     def swapped_in(self, strategy) -> Iterator[None]:
         """The strategy's modules hold the averaged weights inside the block, their own weights after it."""
-        current = self._tensors(strategy)
-        if not self.average or tuple((tuple(t.shape), t.dtype) for t in current) != self.signature:
+        current, signature = self._tensors(strategy)
+        if not self.average or signature != self.signature:
             raise RuntimeError("no weight average to estimate with: training ended before the averaging window")
         saved = [t.detach().clone() for t in current]
         with torch.no_grad():
