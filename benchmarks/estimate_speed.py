@@ -19,12 +19,12 @@ import time
 import numpy as np
 import torch
 
-from harness.archsets import disjoint_archs, scored_archs
+from harness.scoring.archsets import disjoint_archs, scored_archs
 from harness.config import resolve
 from harness.data.paths import data_root
 from harness.data.tensors import DeviceData
-from harness.evaluation import archs_per_pass, evaluate_archs, evaluate_many
-from harness.groundtruth import load_ground_truth
+from harness.training.evaluation import archs_per_pass, evaluate_archs, evaluate_many
+from harness.scoring.groundtruth import load_ground_truth
 from harness.registry import SPACES
 
 

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from harness.metrics import kendall_tau  # noqa: E402
+from harness.scoring.metrics import kendall_tau  # noqa: E402
 
 DEFAULT = "final-accuracy"
 

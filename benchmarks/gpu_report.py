@@ -32,14 +32,14 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from harness import engine  # noqa: E402
+from harness.training import engine  # noqa: E402
 from harness.config import ComputeConfig, build_options, resolve  # noqa: E402
 from harness.data.paths import data_root  # noqa: E402
 from harness.data.tensors import DataConfig, DeviceData  # noqa: E402
-from harness.envinfo import accelerator, device_name, git_state  # noqa: E402
-from harness.evaluation import archs_per_pass, evaluate_archs, evaluate_many  # noqa: E402
+from harness.runs.envinfo import accelerator, device_name, git_state  # noqa: E402
+from harness.training.evaluation import archs_per_pass, evaluate_archs, evaluate_many  # noqa: E402
 from harness.registry import SPACES, STRATEGIES  # noqa: E402
-from harness.run import BenchRequest, bench, pick_device  # noqa: E402
+from harness.runs.run import BenchRequest, bench, pick_device  # noqa: E402
 from harness.strategies.base import StrategyContext  # noqa: E402
 
 PAPER_STEPS = 195_500  # 250 epochs x (50,000 / 64 rounded down = 781 + the NB201 loader's last partial batch)

@@ -27,8 +27,8 @@ from tqdm import tqdm
 from harness.config import resolve
 from harness.data.paths import data_root
 from harness.data.tensors import DeviceData
-from harness.evaluation import evaluate_archs
-from harness.optim import clip_gradients, sgd_with_cosine
+from harness.training.evaluation import evaluate_archs
+from harness.training.optim import clip_gradients, sgd_with_cosine
 from harness.spaces.nb201.arch import Arch
 from harness.spaces.nb201.network import NetworkShape, Standalone
 

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import interleaved  # noqa: E402
 
 from harness.config import resolve  # noqa: E402
-from harness.evaluation import evaluate_archs  # noqa: E402
+from harness.training.evaluation import evaluate_archs  # noqa: E402
 from harness.spaces.nb201 import NB201Space  # noqa: E402
 from harness.spaces.nb201.network import NB201Network, NetworkShape  # noqa: E402
 

@@ -19,8 +19,8 @@ from pathlib import Path
 # This checkout's harness (also the one the Ray workers import), not whichever is installed.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness.data.paths import data_root  # noqa: E402
-from harness.run import bench  # noqa: E402
-from harness.sweep import Cell, _start_ray, cell_request, run_cells, summary_table  # noqa: E402
+from harness.runs.run import bench  # noqa: E402
+from harness.runs.sweep import Cell, _start_ray, cell_request, run_cells, summary_table  # noqa: E402
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from harness.data.tensors import DataConfig
 from harness.errors import HarnessError, one_of
-from harness.metrics import TOP_FRACTIONS  # noqa: F401  (documents what eval reports)
+from harness.scoring.metrics import TOP_FRACTIONS  # noqa: F401  (documents what eval reports)
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ class EvalConfig:
     # this is set; then the run warns and its summary names both.
     allow_other_dataset_ground_truth: bool = False
     # Which weights a supernet strategy is scored with: as trained at the last step, or an exponential moving
-    # average over the end of training (harness/weight_average.py; span = ema_horizon x the run's steps).
+    # average over the end of training (harness/training/weight_average.py; span = ema_horizon x the run's steps).
     weights: str = "final"
     ema_horizon: float = 0.25
     # Test-time flips: each held-out image's prediction is the mean of its and its mirror's softmax.
@@ -94,7 +94,7 @@ class EvalConfig:
     all_estimators: bool = False
 
     def validate(self) -> None:
-        from harness.evaluation import ESTIMATE_BY
+        from harness.training.evaluation import ESTIMATE_BY
 
         # eval.ground_truth is checked against the space's own table when the run loads it.
         if self.estimate_by not in ESTIMATE_BY:

@@ -29,7 +29,7 @@ def data_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def ground_truth(data_dir):
-    from harness.groundtruth import load_ground_truth
+    from harness.scoring.groundtruth import load_ground_truth
 
     return load_ground_truth(root=data_dir)
 

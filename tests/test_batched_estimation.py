@@ -8,7 +8,7 @@ import torch
 from harness.config import build_options, resolve
 from harness.data.tensors import DeviceData
 from harness.errors import HarnessError
-from harness.evaluation import archs_per_pass, evaluate_archs, evaluate_many, estimate_supernet
+from harness.training.evaluation import archs_per_pass, evaluate_archs, evaluate_many, estimate_supernet
 from harness.registry import SPACES, STRATEGIES
 from harness.spaces.nb201.arch import Arch
 from harness.strategies.base import StrategyContext
@@ -114,7 +114,7 @@ def test_strategy_estimates_are_the_one_at_a_time_estimates(data_dir, name, bn_m
         strategy.train_step(step, *data.train_batch(0, step))
     archs = _archs(12)
     batched = strategy.estimate(archs)
-    import harness.evaluation as evaluation
+    import harness.training.evaluation as evaluation
 
     one_at_a_time = {}
     original = evaluation.evaluate_many

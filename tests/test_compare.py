@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import stats
+from harness.scoring import stats
 from harness.cli import main
 from harness.errors import HarnessError
 from harness.reports import compare as cmp
-from harness.sweep import Cell, CellResult
+from harness.runs.sweep import Cell, CellResult
 
 TRUTH = np.arange(12.0)
 
@@ -51,8 +51,8 @@ def test_cells_share_preset_and_overrides_and_differ_only_by_variant():
 
 
 def test_compare_reuses_runs_named_as_bench_names_them(tmp_path):
-    from harness.run import BenchRequest, run_name
-    from harness.sweep import cell_request
+    from harness.runs.run import BenchRequest, run_name
+    from harness.runs.sweep import cell_request
 
     variants = cmp.variants_from(["ws"], ["ctl=ws:strategy.ws.lr_scale=0.5"])
     for cell in cmp.make_cells(variants, [0], "mini"):

@@ -10,7 +10,7 @@ import torch
 
 from device_guard import ImplicitDeviceGuard
 from harness.registry import STRATEGIES
-from harness.run import BenchRequest, bench
+from harness.runs.run import BenchRequest, bench
 
 FAST = {
     "fewshot": ("strategy.fewshot.split_fractions=[0.4, 0.6]",),

@@ -9,9 +9,9 @@ import torch.nn.functional as F
 from harness.config import build_options, resolve
 from harness.data.tensors import DeviceData
 from harness.errors import HarnessError
-from harness.groundtruth import COLUMNS
+from harness.scoring.groundtruth import COLUMNS
 from harness.registry import SPACES, STRATEGIES
-from harness.run import BenchRequest, bench
+from harness.runs.run import BenchRequest, bench
 from harness.spaces.nb201.arch import NONE, OPS, Arch
 from harness.spaces.nb201.network import NB201Network, NetworkShape
 from harness.strategies.base import StrategyContext

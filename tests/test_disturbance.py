@@ -101,7 +101,7 @@ def test_probe_measures_the_scripted_disturbance(ground_truth, tmp_path):
     assert summary["mean_pd_at"]["1"] == pytest.approx(0.5)
     assert len(snapshots) == 3 * 4 and ranks["step"].tolist() == [20, 40, 60]
     # The probes are outside the scored set of the eval config.
-    from harness.archsets import scored_archs
+    from harness.scoring.archsets import scored_archs
     scored = {str(a) for a in scored_archs(SPACES.get("nb201")(), ground_truth, 50, 0)}
     assert not scored & set(summary["probes"])
     probe.finish(tmp_path)

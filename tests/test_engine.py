@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from harness import engine
+from harness.training import engine
 from harness.config import ComputeConfig, resolve
 from harness.data.tensors import DeviceData, _seeded, augment
-from harness.envinfo import accelerator, environment
+from harness.runs.envinfo import accelerator, environment
 from harness.errors import DivergenceError, HarnessError
-from harness.fileio import read_json, write_json
-from harness.run import BenchRequest, bench
+from harness.runs.fileio import read_json, write_json
+from harness.runs.run import BenchRequest, bench
 
 
 class Scripted:

@@ -8,12 +8,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from harness import evaluation, regression_selftest
+from harness.training import evaluation
+from harness.gate import selftest as gate_selftest
 from harness.errors import HarnessError
 from harness.registry import SPACES
-from harness.run import BenchRequest, bench
+from harness.runs.run import BenchRequest, bench
 from harness.spaces.nb201.arch import CONV3
-from harness.weight_average import WeightAverage
+from harness.training.weight_average import WeightAverage
 
 SPACE = SPACES.get("nb201")()
 
@@ -150,7 +151,7 @@ def test_estimator_options_are_refused_without_a_supernet(tmp_path, env_data):
 def test_sampler_gap_never_samples_conv3_on_the_first_edge():
     rngs = [np.random.default_rng([2, i]) for i in range(300)]
     assert any(SPACE.sample(r).ops[0] == CONV3 for r in rngs)
-    with regression_selftest.FAULTS["sampler_gap"].applied():
+    with gate_selftest.FAULTS["sampler_gap"].applied():
         assert not any(SPACE.sample(np.random.default_rng([2, i])).ops[0] == CONV3 for i in range(300))
     assert any(SPACE.sample(np.random.default_rng([2, i])).ops[0] == CONV3 for i in range(300))
 
@@ -158,7 +159,7 @@ def test_sampler_gap_never_samples_conv3_on_the_first_edge():
 def test_bn_running_changes_the_estimates_and_is_undone():
     net, archs, batches = _net(), _archs(5), _batches()
     clean = evaluation.tally_supernet(net, archs, batches)
-    with regression_selftest.FAULTS["bn_running"].applied():
+    with gate_selftest.FAULTS["bn_running"].applied():
         faulty = evaluation.tally_supernet(net, archs, batches)
     again = evaluation.tally_supernet(net, archs, batches)
     assert not np.allclose(clean.loss, faulty.loss)
@@ -170,8 +171,8 @@ def test_no_projection_makes_dinas_step_like_ws_and_lr_tenth_scales_the_rate():
     from harness.strategies.supernet import SinglePathStrategy
 
     assert DisturbanceImmune.apply_update is not SinglePathStrategy.apply_update
-    with regression_selftest.FAULTS["no_projection"].applied():
+    with gate_selftest.FAULTS["no_projection"].applied():
         assert DisturbanceImmune.apply_update is SinglePathStrategy.apply_update
     assert DisturbanceImmune.apply_update is not SinglePathStrategy.apply_update
-    overrides = regression_selftest.FAULTS["lr_tenth"].overrides("regress")
+    overrides = gate_selftest.FAULTS["lr_tenth"].overrides("regress")
     assert overrides == ("train.lr=0.005",) or json.loads(overrides[0].split("=")[1]) == pytest.approx(0.005)

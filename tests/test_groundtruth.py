@@ -2,8 +2,8 @@ import pandas as pd
 import pytest
 
 from harness.errors import HarnessError
-from harness.groundtruth import COLUMNS, load_ground_truth
-from harness.gt_convert import DATASET_KEYS, table_from_api
+from harness.scoring.groundtruth import COLUMNS, load_ground_truth
+from harness.scoring.gt_convert import DATASET_KEYS, table_from_api
 from harness.spaces.nb201.arch import NUM_ARCHS, Arch
 
 

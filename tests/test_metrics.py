@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from harness import metrics as m
+from harness.scoring import metrics as m
 
 
 def test_kendall_tau_hand_computed():

@@ -1,7 +1,7 @@
 """End to end on nb101 (smoke preset): ws, dinas and the training-free strategies score against nb101_val."""
 import pytest
 
-from harness.run import BenchRequest, bench
+from harness.runs.run import BenchRequest, bench
 
 
 @pytest.mark.parametrize("strategy", ["ws", "dinas", "params", "flops", "synflow", "naswot", "snip", "gradnorm", "random"])

@@ -1,7 +1,7 @@
 import pytest
 
 from harness.errors import HarnessError
-from harness.groundtruth import check_against_enumeration
+from harness.scoring.groundtruth import check_against_enumeration
 from harness.spaces.nb201.arch import EXAMPLE, NUM_ARCHS, OPS, Arch, all_archs
 from harness.spaces.nb201.isomorphism import canonical_form, unique_groups
 

@@ -10,7 +10,7 @@ from torch import nn
 
 from harness.strategies.training_free import proxies
 from harness.errors import HarnessError
-from harness.run import BenchRequest, bench
+from harness.runs.run import BenchRequest, bench
 
 W1 = torch.tensor([[1.0, -2.0], [3.0, 0.5], [-1.0, 1.0]])  # 2 -> 3
 W2 = torch.tensor([[2.0, -1.0, 0.5]])  # 3 -> 1

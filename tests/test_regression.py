@@ -11,11 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import regression, regression_selftest
+from harness.gate import regression
+from harness.gate import selftest as gate_selftest
 from harness.cli import main
 from harness.errors import HarnessError
-from harness.regression import Baseline, Outcome, StrategyBaseline, check, determinism, identical_strategies, load_baseline, record
-from harness.sweep import CellResult
+from harness.gate.regression import Baseline, Outcome, StrategyBaseline, check, determinism, identical_strategies, load_baseline, record
+from harness.runs.sweep import CellResult
 
 Z = 1.6448536269514722
 
@@ -169,23 +170,23 @@ def test_selftest_counts_caught_faults_and_checks_clean_code(tmp_path):
     quiet = lambda _line: None  # noqa: E731
     effects = {"sampler_gap": 0.2, "bn_running": 0.3, "lr_tenth": 0.2}
     args = (b, ["ws", "dinas"], [0, 1, 2, 3], "regress", tmp_path)
-    assert regression_selftest.selftest(*args, runner=_selftest_runner(effects, "no_projection"), log=quiet) == (4, 4, True)
+    assert gate_selftest.selftest(*args, runner=_selftest_runner(effects, "no_projection"), log=quiet) == (4, 4, True)
     # a fault without effect is reported as not caught
     weak = dict(effects, lr_tenth=0.0)
-    assert regression_selftest.selftest(*args, runner=_selftest_runner(weak, "no_projection"), log=quiet) == (3, 4, True)
+    assert gate_selftest.selftest(*args, runner=_selftest_runner(weak, "no_projection"), log=quiet) == (3, 4, True)
     # clean code below the baseline fails the selftest
     lowered = {None: 0.3, **effects}
-    assert regression_selftest.selftest(*args, runner=_selftest_runner(lowered, "no_projection"), log=quiet)[2] is False
+    assert gate_selftest.selftest(*args, runner=_selftest_runner(lowered, "no_projection"), log=quiet)[2] is False
     # a fault whose targets are not gated is skipped, an unknown one refused
-    assert regression_selftest.selftest(b, ["ws"], [0, 1], "regress", tmp_path / "w", faults=["no_projection", "lr_tenth"],
+    assert gate_selftest.selftest(b, ["ws"], [0, 1], "regress", tmp_path / "w", faults=["no_projection", "lr_tenth"],
                                         runner=_selftest_runner(effects, "none"), log=quiet)[:2] == (1, 1)
     with pytest.raises(HarnessError, match="unknown planted faults"):
-        regression_selftest.selftest(*args, faults=["typo"], log=quiet)
+        gate_selftest.selftest(*args, faults=["typo"], log=quiet)
 
 
 def test_lr_fault_is_an_override_of_the_presets_lr():
-    assert regression_selftest.FAULTS["lr_tenth"].overrides("regress") == ("train.lr=0.005000000000000001",)
-    assert regression_selftest.FAULTS["sampler_gap"].overrides("regress") == ()
+    assert gate_selftest.FAULTS["lr_tenth"].overrides("regress") == ("train.lr=0.005000000000000001",)
+    assert gate_selftest.FAULTS["sampler_gap"].overrides("regress") == ()
 
 
 def test_sampler_gap_patch_never_yields_the_op_and_is_undone():
@@ -193,7 +194,7 @@ def test_sampler_gap_patch_never_yields_the_op_and_is_undone():
     from harness.spaces.nb201.arch import CONV3
 
     space = NB201Space()
-    with regression_selftest.FAULTS["sampler_gap"].applied():
+    with gate_selftest.FAULTS["sampler_gap"].applied():
         ops = [space.sample(np.random.default_rng(i)).ops for i in range(300)]
     assert all(o[0] != CONV3 for o in ops) and any(o[1] == CONV3 for o in ops)
     assert any(space.sample(np.random.default_rng(i)).ops[0] == CONV3 for i in range(300))
@@ -206,11 +207,11 @@ def test_real_same_seed_runs_are_deterministic(env_data, tmp_path):
 def test_real_selftest_jobs_run_clean_and_faulted_cells_in_spawned_workers(env_data, tmp_path):
     """run_jobs for real on smoke: a clean ws run and the same cell with a planted fault, each in its own spawned
     process, named as the gate's sweep names them; the fault changes the predictions, the clean run is ws's own."""
-    from harness.run import BenchRequest, bench
-    from harness.sweep import Cell
+    from harness.runs.run import BenchRequest, bench
+    from harness.runs.sweep import Cell
 
     cell = Cell("ws", preset="smoke", seed=0, label="ws")
-    results = regression_selftest.run_jobs([(cell, None), (cell, "bn_running")], tmp_path, str(env_data), workers=2, log=lambda _m: None)
+    results = gate_selftest.run_jobs([(cell, None), (cell, "bn_running")], tmp_path, str(env_data), workers=2, log=lambda _m: None)
     assert [r.state for r in results] == ["complete", "complete"]
     clean, faulty = (pd.read_csv(r.run_dir / "predictions.csv") for r in results)
     assert results[0].run_dir == tmp_path / "clean" / "ws-nb201-smoke-ws-seed0"

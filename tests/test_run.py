@@ -11,8 +11,8 @@ import torch
 
 from harness import cli
 from harness.errors import DivergenceError, HarnessError
-from harness.fileio import read_json
-from harness.run import BenchRequest, bench
+from harness.runs.fileio import read_json
+from harness.runs.run import BenchRequest, bench
 from harness.strategies.ws import WeightSharing
 
 REPO = Path(__file__).resolve().parents[1]
@@ -197,8 +197,8 @@ import os
 import pickle
 import signal
 
-import harness.run as run_module
-from harness.lock import RunLock
+import harness.runs.run as run_module
+from harness.runs.lock import RunLock
 
 
 def test_resume_with_another_seed_is_refused_finished_or_not(tmp_path, env_data, capsys):

@@ -8,7 +8,7 @@ from harness.config import build_options, resolve
 from harness.data.tensors import DeviceData
 from harness.errors import HarnessError
 from harness.registry import SPACES, STRATEGIES
-from harness.run import BenchRequest, bench
+from harness.runs.run import BenchRequest, bench
 from harness.spaces.nb201.arch import NUM_ARCHS, all_archs
 from harness.strategies.base import StrategyContext
 from harness.strategies.split.base import SplitStrategy, plan_segments

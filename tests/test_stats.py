@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from harness import stats
+from harness.scoring import stats
 from harness.errors import HarnessError
 
 

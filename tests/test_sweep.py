@@ -5,12 +5,13 @@ import pandas as pd
 import pytest
 import torch
 
-from harness import cli, sweep
+from harness import cli
+from harness.runs import sweep
 from harness.errors import HarnessError
-from harness.fileio import read_json
-from harness.run import bench
+from harness.runs.fileio import read_json
+from harness.runs.run import bench
 from harness.strategies.ws import WeightSharing
-from harness.sweep import Cell, run_cells, summary_table
+from harness.runs.sweep import Cell, run_cells, summary_table
 
 # Few steps: the sweep machinery is under test, not the numbers.
 TINY = ("train.steps=6", "eval.bootstrap=10")
@@ -109,7 +110,7 @@ def test_interrupted_sweep_reruns_nothing_finished_and_matches_an_uninterrupted_
 
 
 def sweep_name(req):
-    from harness.run import run_name
+    from harness.runs.run import run_name
 
     return run_name(req)
 

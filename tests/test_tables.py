@@ -14,7 +14,7 @@ from harness.errors import HarnessError
 from harness.reports.collect import collect, read_run
 from harness.reports.paper import RunSpec, expected_config, load_spec, plan, render, write_paper
 from harness.reports.tables import aggregate, display, to_latex, write_tables
-from harness.run import BenchRequest, run_name
+from harness.runs.run import BenchRequest, run_name
 
 
 

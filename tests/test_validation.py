@@ -8,7 +8,7 @@ import pytest
 
 from harness import cli
 from harness.data.download import install, md5_file
-from harness.fileio import read_json
+from harness.runs.fileio import read_json
 from tests.helpers import cifar10_archive, write_cifar_batch
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.registry import COMMANDS
-from harness.run import RUNS_DIR, BenchRequest, bench
-from harness.summary import one_screen
+from harness.runs.run import RUNS_DIR, BenchRequest, bench
+from harness.runs.summary import one_screen
 
 
 def add_run_arguments(parser) -> None:

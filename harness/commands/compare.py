@@ -7,8 +7,8 @@ from pathlib import Path
 from harness.errors import HarnessError
 from harness.registry import COMMANDS
 from harness.reports.compare import cell_labels, make_cells, parse_seeds, read_results, variants_from, write_report
-from harness.run import RUNS_DIR
-from harness.sweep import run_cells
+from harness.runs.run import RUNS_DIR
+from harness.runs.sweep import run_cells
 
 TABLES_DIR = Path("results/tables")
 VARIANT_HELP = (
@@ -59,7 +59,7 @@ class Compare:
             build_options(STRATEGIES.get(v.strategy).Options, cfg.strategy.get(v.strategy, {}), v.strategy)
         if args.estimator is not None:
             from harness.config import WEIGHTS, estimator_name
-            from harness.evaluation import ESTIMATE_BY
+            from harness.training.evaluation import ESTIMATE_BY
             names = [estimator_name(w, b, f) for w in WEIGHTS for b in ESTIMATE_BY for f in (False, True)]
             if args.estimator not in names:
                 raise HarnessError(f"--estimator {args.estimator!r} is not one of: {', '.join(names)}")

@@ -5,8 +5,8 @@ from pathlib import Path
 
 from harness.data.download import ARCHIVES, install
 from harness.data.paths import data_root
-from harness.gt_convert import convert
-from harness.groundtruth import GT_FILE
+from harness.scoring.gt_convert import convert
+from harness.scoring.groundtruth import GT_FILE
 from harness.registry import COMMANDS
 
 

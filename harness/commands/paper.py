@@ -11,7 +11,7 @@ from harness.registry import COMMANDS
 from harness.reports import figures
 from harness.reports.collect import read_run
 from harness.reports.paper import load_spec, plan, spec_names, spec_run_dirs, write_paper
-from harness.run import RUNS_DIR
+from harness.runs.run import RUNS_DIR
 
 FIGURES = {
     "scatter": figures.scatter_figure,
@@ -49,7 +49,7 @@ class Paper:
         if not args.no_run:
             todo = [p for p in planned if p[3] in ("missing", "partial")]
             if todo:
-                from harness.sweep import Cell, run_cells, summary_table
+                from harness.runs.sweep import Cell, run_cells, summary_table
 
                 # Through the sweep: every missing run validated first, then run in parallel on Ray, resumed if partial.
                 cells = [Cell(run.strategy, run.space, run.preset, seed, tuple(run.overrides)) for run, seed, _p, _s in todo]

@@ -21,7 +21,7 @@ class PlotSearch:
 
     @staticmethod
     def run(args) -> int:
-        from harness.groundtruth import COLUMNS, load_ground_truth
+        from harness.scoring.groundtruth import COLUMNS, load_ground_truth
         from harness.plots.search import plot_search
 
         for run in args.runs:

@@ -1,13 +1,13 @@
 """`regress` (the CI gate), `rebaseline` (record its baseline deliberately) and `regress-selftest` (prove its power).
 
-Logic in harness.regression and harness.regression_selftest.
+Logic in harness.gate.regression and harness.gate.selftest.
 """
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-from harness import regression
+from harness.gate import regression
 from harness.errors import HarnessError
 from harness.registry import COMMANDS
 
@@ -112,13 +112,13 @@ class RegressSelftest:
     @staticmethod
     def add_arguments(parser) -> None:
         _add_common(parser)
-        from harness.regression_selftest import FAULTS
+        from harness.gate.selftest import FAULTS
         parser.add_argument("--faults", nargs="+", default=None, help=f"subset of: {', '.join(FAULTS)} (default all)")
         parser.add_argument("--jobs", type=int, default=2, help="runs in parallel, one process and one thread each (default 2)")
 
     @staticmethod
     def run(args) -> int:
-        from harness.regression_selftest import selftest
+        from harness.gate.selftest import selftest
         if args.jobs < 1:
             raise HarnessError(f"--jobs {args.jobs} must be >= 1")
         baseline = _load(args.baseline)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.registry import COMMANDS
-from harness.run import RUNS_DIR
+from harness.runs.run import RUNS_DIR
 
 
 def split_list(text: str, what: str) -> list[str]:
@@ -35,7 +35,7 @@ def parse_override_set(text: str) -> tuple[str, tuple[str, ...]]:
 
 
 def build_cells(strategies, seeds, presets, spaces, common, override_sets):
-    from harness.sweep import Cell
+    from harness.runs.sweep import Cell
 
     sets = override_sets or [("", ())]
     names = [n for n, _ in sets]
@@ -70,7 +70,7 @@ class Sweep:
 
     @staticmethod
     def run(args) -> int:
-        from harness.sweep import run_cells, summary_table
+        from harness.runs.sweep import run_cells, summary_table
 
         cells = build_cells(
             split_list(args.strategies, "--strategies"), parse_seeds(args.seeds), split_list(args.presets, "--presets"),

@@ -7,7 +7,7 @@ from harness.registry import COMMANDS, STRATEGIES
 from harness.reports.collect import collect, unique_runs
 from harness.reports.figures import write_figures
 from harness.reports.tables import write_tables
-from harness.run import RUNS_DIR
+from harness.runs.run import RUNS_DIR
 
 TABLES_DIR = Path("results/tables")
 

@@ -28,12 +28,12 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from harness.archsets import disjoint_archs, scored_archs
+from harness.scoring.archsets import disjoint_archs, scored_archs
 from harness.config import EvalConfig, build_feature_options
 from harness.errors import HarnessError
-from harness.fileio import atomic_write, write_json
-from harness.groundtruth import GroundTruth, load_ground_truth
-from harness.metrics import kendall_tau
+from harness.runs.fileio import atomic_write, write_json
+from harness.scoring.groundtruth import GroundTruth, load_ground_truth
+from harness.scoring.metrics import kendall_tau
 from harness.registry import FEATURES
 from harness.strategies.base import Strategy, StrategyContext
 

@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from harness.errors import HarnessError  # noqa: E402
-from harness.fileio import read_json  # noqa: E402
+from harness.runs.fileio import read_json  # noqa: E402
 
 
 @dataclass

@@ -18,8 +18,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from harness.errors import HarnessError  # noqa: E402
-from harness.fileio import read_json  # noqa: E402
-from harness.groundtruth import COLUMNS  # noqa: E402
+from harness.runs.fileio import read_json  # noqa: E402
+from harness.scoring.groundtruth import COLUMNS  # noqa: E402
 
 COLUMN_TITLES = {"cifar10_test": "CIFAR-10", "cifar100_test": "CIFAR-100", "imagenet16_120_test": "ImageNet16-120"}
 

@@ -3,7 +3,7 @@
 A variant is a label + strategy + overrides; every variant runs the same preset, space, shared overrides
 and seeds, so run (variant, seed) and (reference, seed) differ only in what the variant changes: their
 difference is paired. Runs are found by identity (their run directory is named from strategy, preset,
-seed and overrides), never pooled across configurations. Statistics live in harness.stats.
+seed and overrides), never pooled across configurations. Statistics live in harness.scoring.stats.
 """
 from __future__ import annotations
 
@@ -20,11 +20,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from harness import stats  # noqa: E402
+from harness.scoring import stats  # noqa: E402
 from harness.errors import HarnessError  # noqa: E402
-from harness.fileio import read_json, write_text  # noqa: E402
+from harness.runs.fileio import read_json, write_text  # noqa: E402
 from harness.reports.tables import to_latex, to_markdown  # noqa: E402
-from harness.sweep import Cell, CellResult  # noqa: E402
+from harness.runs.sweep import Cell, CellResult  # noqa: E402
 
 # (metrics.json key, header, digits)
 METRICS = (

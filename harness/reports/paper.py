@@ -18,11 +18,11 @@ import pandas as pd
 
 from harness.config import resolve, same_config
 from harness.errors import HarnessError, one_of
-from harness.fileio import write_text
+from harness.runs.fileio import write_text
 from harness.registry import STRATEGIES
 from harness.reports.collect import read_run
 from harness.reports.tables import BASELINE, fmt_mean_std, is_training_free, to_latex, to_markdown
-from harness.run import BenchRequest, run_name
+from harness.runs.run import BenchRequest, run_name
 
 PAPERS_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "papers"
 # Extra JSON files of a run directory that metric paths may reach into, under this key.
@@ -139,7 +139,7 @@ def is_registered(strategy: str) -> bool:
 
 
 def expected_config(run: RunSpec) -> dict:
-    """The `config` a run of this spec entry would record now (as harness.run writes it)."""
+    """The `config` a run of this spec entry would record now (as harness.runs.run writes it)."""
     cfg = resolve(run.preset, run.overrides)
     record = cfg.to_dict()
     record["strategy"] = {run.strategy: cfg.strategy.get(run.strategy, {})}

@@ -16,9 +16,9 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from harness.fileio import read_json
-from harness.groundtruth import COLUMNS
-from harness.metrics import kendall_tau
+from harness.runs.fileio import read_json
+from harness.scoring.groundtruth import COLUMNS
+from harness.scoring.metrics import kendall_tau
 
 HEADERS = {"cifar10_test": "CIFAR-10", "cifar100_test": "CIFAR-100", "imagenet16_120_test": "ImageNet16-120"}
 RANKINGS = {"tau_alpha": "alpha_score", "tau_supernet": "supernet_acc"}

@@ -13,7 +13,7 @@ from typing import Iterable
 import pandas as pd
 
 from harness.errors import HarnessError
-from harness.fileio import write_text
+from harness.runs.fileio import write_text
 from harness.registry import STRATEGIES
 from harness.reports.collect import mark_duplicates
 

@@ -45,7 +45,7 @@ class StrategyContext:
 
     def columns(self, tally) -> dict[str, np.ndarray]:
         """A supernet strategy's estimate columns from its evaluation.Tally, as eval.* asks."""
-        from harness.evaluation import supernet_columns
+        from harness.training.evaluation import supernet_columns
 
         return supernet_columns(tally, self.estimate_by, self.flip, self.all_estimators)
 

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from harness import evaluation
-from harness.optim import clip_gradients, sgd_with_cosine
+from harness.training import evaluation
+from harness.training.optim import clip_gradients, sgd_with_cosine
 from harness.strategies.base import Strategy
 
 

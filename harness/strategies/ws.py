@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from harness.errors import HarnessError
-from harness.optim import sgd_with_cosine
+from harness.training.optim import sgd_with_cosine
 from harness.registry import STRATEGIES
 from harness.strategies.supernet import SinglePathStrategy
 

@@ -25,7 +25,7 @@ from typing import BinaryIO, Iterator
 import numpy as np
 
 from harness.errors import HarnessError
-from harness.fileio import atomic_write
+from harness.runs.fileio import atomic_write
 
 _POLY = 0x82F63B78  # CRC-32C (Castagnoli), reflected
 

@@ -45,7 +45,7 @@ class NB201Space(SearchSpace):
     official_shape = {"channels": 16, "cells_per_stage": 5, "num_classes": 10}
 
     def load_ground_truth(self, root=None, column: str | None = None):
-        from harness.groundtruth import COLUMNS, load_ground_truth
+        from harness.scoring.groundtruth import COLUMNS, load_ground_truth
 
         gt = load_ground_truth(root=root)
         self.check_column(COLUMNS, column, gt.path)

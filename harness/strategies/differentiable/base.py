@@ -28,9 +28,9 @@ import torch
 import torch.nn.functional as F
 
 from harness.errors import HarnessError, one_of
-from harness import evaluation
-from harness.groundtruth import COLUMNS, load_ground_truth
-from harness.optim import clip_gradients, sgd_with_cosine
+from harness.training import evaluation
+from harness.scoring.groundtruth import COLUMNS, load_ground_truth
+from harness.training.optim import clip_gradients, sgd_with_cosine
 from harness.registry import STRATEGIES
 from harness.spaces.nb201.arch import NONE, OPS, SKIP, Arch
 from harness.strategies.base import Strategy

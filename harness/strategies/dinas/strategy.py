@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from harness.errors import HarnessError, one_of
-from harness.optim import clip_gradients
+from harness.training.optim import clip_gradients
 from harness.registry import STRATEGIES
 from harness.strategies.dinas.measure import ProtectionMeter
 from harness.strategies.dinas.projection import GradientBasis, InputProjector, sample_conv_patches, sample_rows

@@ -15,7 +15,7 @@ Budget (`budget`):
           as long as the supernet would have from the split on), so the total grows with the leaf count.
 Both are recorded in `summary()["steps"]`.
 
-Learning rate. Each sub-supernet has its own SGD optimiser (harness.optim). Its LR is a pure function of
+Learning rate. Each sub-supernet has its own SGD optimiser (harness.training.optim). Its LR is a pure function of
 a "lineage time" v: the number of steps its lineage (root -> ... -> it) has taken in native mode, the
 global step in equal mode. `lr_after_split = "continue"`: the one cosine of the ws run, lr(v) over the
 whole budget, so every leaf ends at lr_min exactly when ws does. `"restart"`: a fresh cosine from lr to
@@ -37,8 +37,8 @@ import torch
 import torch.nn.functional as F
 
 from harness.errors import HarnessError, one_of
-from harness import evaluation
-from harness.optim import clip_gradients, sgd_with_cosine
+from harness.training import evaluation
+from harness.training.optim import clip_gradients, sgd_with_cosine
 from harness.strategies.base import Strategy
 
 BUDGETS = ("equal", "native")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from harness.fileio import sha256_file
+from harness.runs.fileio import sha256_file
 
 PACKAGES = ("torch", "numpy", "scipy", "pandas", "matplotlib", "tqdm")
 

@@ -22,22 +22,22 @@ import numpy as np
 import pandas as pd
 import torch
 
-from harness import engine
-from harness.archsets import disjoint_archs, scored_archs
+from harness.training import engine
+from harness.scoring.archsets import disjoint_archs, scored_archs
 from harness.config import Config, build_options, check_strategy_overrides, resolve
 from harness.data.paths import data_root
 from harness.data.tensors import DeviceData
-from harness.envinfo import environment, git_state
+from harness.runs.envinfo import environment, git_state
 from harness.errors import HarnessError
-from harness.estimators import estimate_columns, estimator_reports
-from harness.fileio import atomic_write, read_json, write_json
-from harness.groundtruth import GroundTruth
-from harness.identity import check_identity, recorded_config, run_identity
-from harness.lock import RunLock
-from harness.metrics import ranking_report
+from harness.scoring.estimators import estimate_columns, estimator_reports
+from harness.runs.fileio import atomic_write, read_json, write_json
+from harness.scoring.groundtruth import GroundTruth
+from harness.runs.identity import check_identity, recorded_config, run_identity
+from harness.runs.lock import RunLock
+from harness.scoring.metrics import ranking_report
 from harness.registry import FEATURES, SPACES, STRATEGIES
 from harness.strategies.base import Strategy, StrategyContext
-from harness.weight_average import WeightAverage
+from harness.training.weight_average import WeightAverage
 
 RUNS_DIR = Path("results/runs")
 ESTIMATES_FILE = "estimates.npz"
@@ -148,7 +148,7 @@ def _record(cfg: Config, req: BenchRequest, device: torch.device, identity: dict
 
 
 def _logger(run_dir: Path) -> logging.Logger:
-    log = logging.getLogger(f"harness.run.{run_dir}")
+    log = logging.getLogger(f"harness.runs.run.{run_dir}")
     log.setLevel(logging.INFO)
     log.propagate = False
     if not log.handlers:

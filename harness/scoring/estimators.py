@@ -12,9 +12,9 @@ import contextlib
 import numpy as np
 
 from harness.config import estimator_name
-from harness.groundtruth import GroundTruth
-from harness.metrics import kendall_tau, ranking_report
-from harness.weight_average import WeightAverage
+from harness.scoring.groundtruth import GroundTruth
+from harness.scoring.metrics import kendall_tau, ranking_report
+from harness.training.weight_average import WeightAverage
 
 
 def estimate_columns(strategy, archs: list, eval_cfg, averager: WeightAverage | None) -> dict[str, np.ndarray]:

@@ -10,7 +10,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from harness.errors import HarnessError
-from harness.groundtruth import GroundTruth
+from harness.scoring.groundtruth import GroundTruth
 
 
 def scored_archs(space, gt: GroundTruth, num_archs: int, arch_seed: int) -> list:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from harness.config import resolve
 from harness.errors import HarnessError
-from harness.fileio import read_json
+from harness.runs.fileio import read_json
 
 MARKER_PREFIX = ".sweep-"
 
@@ -50,7 +50,7 @@ def threads_for(cpus_per_run: float) -> int:
 def cell_request(cell: Cell, runs_dir: Path, cpus_per_run: float = 1.0, data_dir: str | None = None):
     """The BenchRequest of a cell. Its thread count follows its CPUs: added as an override (so it is part
     of the run's identity) only where the preset does not already pin that number."""
-    from harness.run import BenchRequest
+    from harness.runs.run import BenchRequest
 
     overrides = tuple(cell.overrides)
     threads = threads_for(cpus_per_run)
@@ -84,8 +84,8 @@ def _state(run_dir: Path) -> str:
 def prepare(cells, runs_dir: Path, cpus_per_run: float, data_dir) -> tuple[list, list[CellResult | None]]:
     """Validates every cell before any work. Returns (requests, results): results[i] is already final for
     invalid cells, complete runs and runs whose record does not match; None where the cell must run."""
-    from harness.identity import check_identity, config_identity
-    from harness.run import plan, run_name
+    from harness.runs.identity import check_identity, config_identity
+    from harness.runs.run import plan, run_name
 
     requests, results, seen = [], [], {}
     for cell in cells:
@@ -116,7 +116,7 @@ def prepare(cells, runs_dir: Path, cpus_per_run: float, data_dir) -> tuple[list,
 
 def _run_cell(req, marker: str | None) -> dict:
     """Body of one Ray task: one ordinary run; every outcome comes back as (state, one-line error, tau)."""
-    from harness.run import bench, run_name
+    from harness.runs.run import bench, run_name
 
     run_dir = Path(req.runs_dir) / run_name(req)
     if marker and not (Path(req.runs_dir) / marker).exists():
@@ -149,7 +149,7 @@ def _start_ray(address: str | None, data_dir: str | None, num_cpus: int | None =
         env["HARNESS_DATA"] = str(Path(data_dir or os.environ["HARNESS_DATA"]).absolute())
     if address is None:
         # Local workers import this checkout; a cluster's workers need harness installed.
-        package_root = str(Path(__file__).resolve().parents[1])
+        package_root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
     local = {"num_cpus": num_cpus} if address is None and num_cpus else {}
     ray.init(address=address, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env},
@@ -177,7 +177,7 @@ def run_cells(cells, runs_dir, *, address=None, cpus_per_run=1.0, gpus_per_run=0
 def _execute(cells, requests, results, todo, runs_dir, address, cpus_per_run, gpus_per_run, progress, data_dir) -> None:
     from tqdm import tqdm
 
-    from harness.run import run_name
+    from harness.runs.run import run_name
 
     runs_dir.mkdir(parents=True, exist_ok=True)
     marker = f"{MARKER_PREFIX}{uuid.uuid4().hex}"

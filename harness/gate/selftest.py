@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, ContextManager, Sequence
 
-from harness import regression
+from harness.gate import regression
 from harness.config import resolve
 from harness.errors import HarnessError
-from harness.fileio import read_json
-from harness.regression import Outcome
-from harness.sweep import Cell, CellResult
+from harness.runs.fileio import read_json
+from harness.gate.regression import Outcome
+from harness.runs.sweep import Cell, CellResult
 
 
 @contextlib.contextmanager
@@ -59,7 +59,7 @@ def _sampler_gap() -> ContextManager:
 
 def _bn_running() -> ContextManager:
     import torch
-    from harness import evaluation
+    from harness.training import evaluation
 
     def tally_supernet(net, archs, batches, progress=False, desc="estimate", per_pass=0, flip=False):
         bns = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
@@ -114,8 +114,8 @@ FAULTS = {f.name: f for f in (
 
 def run_cell_here(cell: Cell, runs_dir: str, data_dir: str | None, fault: str | None) -> CellResult:
     """In a worker process: apply the fault (if any), run one cell in this process, return its result."""
-    from harness.run import bench, run_name
-    from harness.sweep import cell_request
+    from harness.runs.run import bench, run_name
+    from harness.runs.sweep import cell_request
 
     req = cell_request(cell, Path(runs_dir), data_dir=data_dir)  # named as the gate's sweep names it
     run_dir = Path(runs_dir) / run_name(req)

@@ -35,12 +35,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from harness import stats
-from harness.envinfo import git_state
+from harness.scoring import stats
+from harness.runs.envinfo import git_state
 from harness.errors import HarnessError
-from harness.fileio import read_json, write_json
+from harness.runs.fileio import read_json, write_json
 from harness.registry import STRATEGIES
-from harness.sweep import Cell, CellResult, run_cells
+from harness.runs.sweep import Cell, CellResult, run_cells
 
 BASELINE_FILE = Path("results/baselines/regress.json")
 FORMAT = 2
@@ -88,7 +88,7 @@ class Baseline:
 
 def platform_key(device: str = "cpu") -> str:
     """What decides the floating-point results of a run: machine, CPU kernel set, torch build, device kind."""
-    from harness.identity import device_kind
+    from harness.runs.identity import device_kind
 
     return f"{platform.machine()} {torch.backends.cpu.get_cpu_capability()} torch {torch.__version__} {device_kind(torch.device(device))}"
 

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from harness.errors import HarnessError
-from harness.fileio import atomic_write, write_json
+from harness.runs.fileio import atomic_write, write_json
 from harness.spaces.nb201.arch import NUM_ARCHS, Arch
 
 # Table column -> the benchmark's dataset key.

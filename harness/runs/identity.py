@@ -16,7 +16,7 @@ import torch
 
 from harness.config import SECTIONS
 from harness.errors import HarnessError
-from harness.fileio import read_json, sha256_file
+from harness.runs.fileio import read_json, sha256_file
 
 _DIGESTS: dict[tuple, str] = {}
 

@@ -1,0 +1,1 @@
+"""The CI gate: ranking tau against a committed baseline, and its self-test with planted regressions."""

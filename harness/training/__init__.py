@@ -1,0 +1,1 @@
+"""Training: the engine loop, optimisers, batched estimation and weight averaging shared by every strategy."""
