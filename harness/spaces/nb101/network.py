@@ -169,6 +169,17 @@ def _init(model: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
+def _nasbench_pytorch():
+    """The `nasbench_pytorch.model` package, imported only when an NB101 standalone network is asked for."""
+    try:
+        import nasbench_pytorch.model as package
+        import nasbench_pytorch.model.model  # noqa: F401 - Placeholder and Cell live there
+    except ImportError:
+        raise HarnessError("NB101 standalone networks need nasbench_pytorch, which is not installed; "
+                           "accepted: `pip install --no-deps nasbench_pytorch==1.3.1` (or `make setup`)") from None
+    return package
+
+
 def build_standalone(cell: Cell, shape: NetworkShape) -> nn.Module:
     """The benchmark's network for one cell: `nasbench_pytorch.model.Network`, with two corrections.
 
@@ -179,8 +190,8 @@ def build_standalone(cell: Cell, shape: NetworkShape) -> nn.Module:
       not feed) each own a dummy scalar parameter that is never used; they are replaced by nn.Identity, so
       the parameter count is the network's real one (the benchmark's `trainable_parameters`).
     """
-    from nasbench_pytorch.model import Network
-    from nasbench_pytorch.model.model import Placeholder
+    package = _nasbench_pytorch()
+    Network, Placeholder = package.Network, package.model.Placeholder
 
     if shape.stacks < 1:
         raise HarnessError(f"network stacks={shape.stacks!r} must be positive")
@@ -209,8 +220,7 @@ def build_standalone(cell: Cell, shape: NetworkShape) -> nn.Module:
 
 
 def standalone_cells(net: nn.Module) -> list[nn.Module]:
-    from nasbench_pytorch.model.model import Cell as PackageCell
-
+    PackageCell = _nasbench_pytorch().model.Cell
     return [m for m in net.layers if isinstance(m, PackageCell)]
 
 
