@@ -137,9 +137,9 @@ def bench(strategy: str, preset: str = "mini", space: str = "nb201", seed: int =
                        progress=progress, plugins=_plugin_names(plugins))
     if resume is None:
         req.resume = (check_run_dir(req.runs_dir, run_name(req)) / "config.json").exists()
-    record = run_bench(req)
-    run_dir = Path(req.runs_dir) / run_name(req)
-    return BenchResult(metrics=record["metrics"], run_dir=run_dir, record=record)
+    run_bench(req)
+    # As written to metrics.json (undefined values are null there), so a fresh and a reused run read the same.
+    return _result(Path(req.runs_dir) / run_name(req))
 
 
 def _as_list(value, what: str) -> list[str]:
