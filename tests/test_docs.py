@@ -61,3 +61,16 @@ def test_docs_check_command_reports_a_drifted_page(tmp_path, capsys):
     assert main(["docs", "--root", str(tmp_path), "--check"]) == 1 and "out of date" in capsys.readouterr().out
     assert main(["docs", "--root", str(tmp_path)]) == 0 and "hand-typed" not in page.read_text()
     assert main(["docs", "--root", str(tmp_path), "--check"]) == 0
+
+
+def test_a_tables_summary_is_shown_by_its_ranking_columns(tmp_path):
+    (tmp_path / "results" / "summaries").mkdir(parents=True)
+    (tmp_path / "results" / "summaries" / "runs.csv").write_text(
+        "strategy,preset,overrides,seeds,n,kendall_tau_mean,kendall_tau_std,spearman_rho_mean,kendall_tau_top5pct_mean,"
+        "precision_at_50_mean,regret_mean,wall_seconds_mean\n"
+        "ws,mini,,\"0,1\",2,0.39612,0.0621,0.5701,0.175,0.5,2.7211,300\n"
+        "params,mini,eval.flip=false,0,1,0.586115,,0.766198,-0.105802,0.46,0.683333,165\n")
+    filled = fill("<!-- generated:summary/runs -->\n<!-- /generated -->\n", tmp_path)
+    assert "| `ws`       | mini     | -               | 0,1     | 0.396 ± 0.062 |" in filled
+    assert "| `params`   | mini     | eval.flip=false | 0       | 0.586" in filled
+    assert "wall" not in filled and "300" not in filled  # run times live elsewhere

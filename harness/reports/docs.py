@@ -4,7 +4,8 @@ A document marks a block with `<!-- generated:NAME -->` ... `<!-- /generated -->
 two markers is rewritten. NAME is one of:
 - `regress-baseline`: the CI gate's baseline, results/baselines/regress.json (Kendall tau per seed);
 - `summary/STEM`: the table results/summaries/STEM.csv (any summary a report writes, e.g. a compare's
-  strategies.csv or paired.csv copied there when its verdict is quoted).
+  strategies.csv or paired.csv copied there when its verdict is quoted). A copy of `tables`' runs.csv is
+  shown by its ranking columns (mean over seeds, ± the seed sd where there are several).
 tests/test_docs.py fails when a committed document differs from what this module generates.
 """
 from __future__ import annotations
@@ -66,12 +67,33 @@ def regress_baseline(root: Path) -> str:
             f"on `{baseline.platform}`.\n")
 
 
+# A `tables` summary (results/tables/runs.csv copied to results/summaries/) is shown by these columns.
+RANKING_VIEW = (("strategy", "strategy", None), ("preset", "preset", None), ("overrides", "overrides", None),
+                ("seeds", "seeds", None), ("kendall_tau_mean", "Kendall tau", 3), ("spearman_rho_mean", "Spearman", 3),
+                ("kendall_tau_top5pct_mean", "top-5% tau", 3), ("precision_at_50_mean", "P@50", 2), ("regret_mean", "regret", 2))
+
+
+def _ranking_view(frame: pd.DataFrame) -> pd.DataFrame:
+    view = pd.DataFrame()
+    for column, header, digits in RANKING_VIEW:
+        values = frame[column] if column in frame else pd.Series([""] * len(frame))
+        if digits is None:
+            view[header] = [f"`{v}`" if column == "strategy" else (v or "-") for v in values]
+        else:
+            view[header] = [_num(float(v), digits) if v not in ("", None) else "n/a" for v in values]
+    if "kendall_tau_std" in frame:  # a spread over seeds beside the mean, where there are several
+        view["Kendall tau"] = [t if not sd else f"{t} ± {float(sd):.3f}" for t, sd in zip(view["Kendall tau"], frame["kendall_tau_std"])]
+    return view
+
+
 def summary_table(root: Path, stem: str) -> str:
     path = Path(root) / SUMMARIES / f"{stem}.csv"
     if not path.is_file():
         found = sorted(p.stem for p in (Path(root) / SUMMARIES).glob("*.csv"))
         raise HarnessError(f"generated block summary/{stem}: {path} does not exist; accepted: {', '.join(found) or 'none yet'}")
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if "kendall_tau_mean" in frame:
+        frame = _ranking_view(frame)
     return f"{frame.to_markdown(index=False, disable_numparse=True)}\n\nFrom `{(SUMMARIES / path.name).as_posix()}`.\n"
 
 
