@@ -71,7 +71,7 @@ class EvalConfig:
     ground_truth: str = "cifar10_test"
     bootstrap: int = 1000
     # What a supernet's score of an architecture is: held-out accuracy, or minus the held-out cross-entropy.
-    # Loss is continuous, so estimates on two disjoint image halves agree far better (see README).
+    # Loss is continuous, so estimates on two disjoint image halves agree far better (see docs/noise.md).
     estimate_by: str = "accuracy"
     # Architectures scored besides the scored set, disjoint from it up to isomorphism (metrics.json ->
     # probe_metrics): any setting is chosen on these, never on the scored set's ground truth.
