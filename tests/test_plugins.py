@@ -152,3 +152,28 @@ def test_plugins_key_of_a_preset_is_not_a_setting():
     from harness.config import resolve
     with pytest.raises(HarnessError, match="plug-ins are not a setting; accepted: --plugin MODULE"):
         resolve("smoke", ["plugins=['x']"])
+
+
+def test_a_presets_plugins_are_imported_and_become_part_of_the_runs_identity(tmp_path, monkeypatch):
+    import harness.config as config
+    from harness.runs.identity import config_identity
+    from harness.runs.run import BenchRequest, plan
+
+    (tmp_path / "demo_preset_plugin.py").write_text("IMPORTED = True\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    real = config._read_preset
+    monkeypatch.setattr(config, "_read_preset", lambda name, space=None: {**real(name, space), "plugins": ["demo_preset_plugin"]})
+    p = plan(BenchRequest(strategy="params", preset="smoke", runs_dir=tmp_path / "runs", device="cpu"))
+    assert sys.modules["demo_preset_plugin"].IMPORTED and p.req.plugins == ("demo_preset_plugin",)
+    assert config_identity(p.req, p.cfg, p.options)["plugins"] == ["demo_preset_plugin"]
+    monkeypatch.setattr(config, "_read_preset", lambda name, space=None: {**real(name, space), "plugins": "demo_preset_plugin"})
+    with pytest.raises(HarnessError, match=r"preset 'smoke': plugins='demo_preset_plugin' is not a list of module names"):
+        plan(BenchRequest(strategy="params", preset="smoke", runs_dir=tmp_path / "runs", device="cpu"))
+
+
+def test_a_run_made_with_a_plugin_is_not_resumed_without_it(tmp_path):
+    from harness.runs.identity import differences
+
+    recorded = {"strategy": "ws", "plugins": ["my_pkg.mod"]}
+    assert differences(recorded, {"strategy": "ws"}) == ["plug-ins (run ['my_pkg.mod'], this command [])"]
+    assert differences({"strategy": "ws"}, {"strategy": "ws"}) == []  # runs without plug-ins keep their identity
