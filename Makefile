@@ -14,7 +14,7 @@ ARGS ?=
 HARNESS_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),$(CURDIR)/data)
 export HARNESS_DATA
 
-.PHONY: setup bench test list clean-runs sweep
+.PHONY: setup bench test list clean-runs sweep docs
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ test: setup
 
 list: setup
 	$(PY) -m harness list
+
+# Numbers in README.md and docs/*.md (<!-- generated:NAME --> blocks) from the committed summaries under results/.
+docs: setup
+	$(PY) -m harness docs
 
 clean-runs:
 	rm -rf results/runs

@@ -27,6 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if getattr(args, "plugins", None):
+            from harness.plugins import load_plugins
+
+            load_plugins(args.plugins)  # before the verb: names it validates may come from them
         return int(args._command.run(args) or 0)
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -71,7 +71,7 @@ class EvalConfig:
     ground_truth: str = "cifar10_test"
     bootstrap: int = 1000
     # What a supernet's score of an architecture is: held-out accuracy, or minus the held-out cross-entropy.
-    # Loss is continuous, so estimates on two disjoint image halves agree far better (see README).
+    # Loss is continuous, so estimates on two disjoint image halves agree far better (see docs/noise.md).
     estimate_by: str = "accuracy"
     # Architectures scored besides the scored set, disjoint from it up to isomorphism (metrics.json ->
     # probe_metrics): any setting is chosen on these, never on the scored set's ground truth.
@@ -262,13 +262,15 @@ def resolve(preset: str, overrides: list[str] | tuple[str, ...] = (), space: str
     raw = _read_preset(preset, space)
     for text in overrides:
         path, value = parse_override(text)
+        if path[0] == "plugins":
+            raise HarnessError(f"override {text!r}: plug-ins are not a setting; accepted: --plugin MODULE (repeatable)")
         node = raw
         for part in path[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise HarnessError(f"override {text!r}: {part!r} is a value, not a section")
         node[path[-1]] = value
-    accepted = set(SECTIONS) | {"strategy", "features"}
+    accepted = set(SECTIONS) | {"strategy", "features", "plugins"}
     for section in raw:
         if section not in accepted:
             raise one_of("config section", section, accepted)
@@ -281,6 +283,14 @@ def resolve(preset: str, overrides: list[str] | tuple[str, ...] = (), space: str
                 raise HarnessError(f"{section}.{name}={table!r} is not a table of options; accepted: --set {section}.{name}.KEY=VALUE")
     built = {name: _build(cls, raw.get(name, {}), name) for name, cls in SECTIONS.items()}
     return Config(preset=preset, strategy=raw.get("strategy", {}), features=raw.get("features", {}), **built)
+
+
+def preset_plugins(preset: str, space: str | None = None) -> tuple[str, ...]:
+    """The preset's top-level `plugins = ["my_pkg.my_module", ...]`: modules imported before its runs (as --plugin)."""
+    value = _read_preset(preset, space).get("plugins", [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise HarnessError(f"preset {preset!r}: plugins={value!r} is not a list of module names; accepted: plugins = [\"my_pkg.my_module\"]")
+    return tuple(value)
 
 
 def check_strategy_overrides(strategy: str, overrides) -> None:

@@ -145,7 +145,7 @@ def test_failed_runs_are_left_out_and_listed(results, tmp_path):
 
 def test_cli_rejects_bad_input_before_running(tmp_path, monkeypatch, capsys):
     ran = []
-    monkeypatch.setattr("harness.commands.compare.run_cells", lambda *a, **k: ran.append(1) or [])
+    monkeypatch.setattr("harness.runs.sweep.run_cells", lambda *a, **k: ran.append(1) or [])
     assert main(["compare", "--strategies", "ws,nope", "--seeds", "0,1", "--preset", "smoke"]) == 2
     assert "nope" in capsys.readouterr().err
     assert main(["compare", "--strategies", "ws,params", "--reference", "dinas", "--preset", "smoke"]) == 2

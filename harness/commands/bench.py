@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness import api
+from harness.plugins import add_plugin_argument
 from harness.registry import COMMANDS
-from harness.runs.run import RUNS_DIR, BenchRequest, bench
-from harness.runs.summary import one_screen
+from harness.runs.run import RUNS_DIR
 
 
 def add_run_arguments(parser) -> None:
@@ -18,6 +19,7 @@ def add_run_arguments(parser) -> None:
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--data-dir", default=None, help="data directory (default $HARNESS_DATA, else ./data)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_plugin_argument(parser)
 
 
 @COMMANDS.register("bench")
@@ -36,13 +38,12 @@ class Bench:
     @staticmethod
     def run(args) -> int:
         disturbance = ("features.disturbance.enabled=true",) if args.measure_disturbance else ()
-        req = BenchRequest(
+        result = api.bench(
             strategy=args.strategy, space=args.space, preset=args.preset, seed=args.seed,
-            overrides=tuple(args.overrides) + disturbance, runs_dir=args.runs_dir, name=args.name, resume=args.resume,
-            device=args.device, data_dir=args.data_dir, progress=not args.no_progress,
+            overrides=tuple(args.overrides) + disturbance, plugins=args.plugins, runs_dir=args.runs_dir, name=args.name,
+            resume=args.resume, device=args.device, data_dir=args.data_dir, progress=not args.no_progress,
         )
-        metrics = bench(req)
-        print(one_screen(metrics))
-        if metrics.get("ground_truth_warning"):
-            print(f"  WARNING: {metrics['ground_truth_warning']}")
+        print(result.summary())
+        if result.record.get("ground_truth_warning"):
+            print(f"  WARNING: {result.record['ground_truth_warning']}")
         return 0

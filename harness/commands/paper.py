@@ -7,6 +7,7 @@ import pandas as pd
 
 from harness.commands.tables import TABLES_DIR
 from harness.errors import HarnessError
+from harness.plugins import add_plugin_argument
 from harness.registry import COMMANDS
 from harness.reports import figures
 from harness.reports.collect import read_run
@@ -36,6 +37,7 @@ class Paper:
         parser.add_argument("--address", default=None, help="Ray cluster address (default $RAY_ADDRESS, else a local Ray)")
         parser.add_argument("--cpus-per-run", type=float, default=1.0, help="CPUs (and compute.threads) per run (default 1)")
         parser.add_argument("--gpus-per-run", type=float, default=0.0, help="GPUs per run; fractions share a GPU (default 0)")
+        add_plugin_argument(parser)
 
     @staticmethod
     def run(args) -> int:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from harness.gate import regression
 from harness.errors import HarnessError
+from harness.plugins import add_plugin_argument
 from harness.registry import COMMANDS
 
 
@@ -21,6 +22,7 @@ def _add_common(parser) -> None:
     parser.add_argument("--runs-dir", type=Path, default=None, help="keep the run directories here (default: a fresh temporary one)")
     parser.add_argument("--data-dir", default=None, help="data directory (default $HARNESS_DATA, else ./data)")
     parser.add_argument("--address", default=None, help="Ray cluster address for the sweep (default: local)")
+    add_plugin_argument(parser)
 
 
 def _with_runs_dir(args, work):

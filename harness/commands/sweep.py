@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.plugins import add_plugin_argument
 from harness.registry import COMMANDS
 from harness.runs.run import RUNS_DIR
 
@@ -67,18 +68,25 @@ class Sweep:
         parser.add_argument("--gpus-per-run", type=float, default=0.0, help="GPUs per run; fractions share a GPU (default 0)")
         parser.add_argument("--data-dir", default=None, help="data directory (default $HARNESS_DATA, else ./data)")
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+        add_plugin_argument(parser)
 
     @staticmethod
     def run(args) -> int:
-        from harness.runs.sweep import run_cells, summary_table
+        from harness import api
+        from harness.runs.sweep import summary_table
 
-        cells = build_cells(
-            split_list(args.strategies, "--strategies"), parse_seeds(args.seeds), split_list(args.presets, "--presets"),
-            split_list(args.spaces, "--spaces"), args.overrides, [parse_override_set(t) for t in args.override_sets],
+        sets = [parse_override_set(t) for t in args.override_sets]
+        names = [n for n, _ in sets]
+        if len(set(names)) != len(names):
+            raise HarnessError(f"--override-set names repeat: {names}; accepted: distinct names")
+        results = api.sweep(
+            strategies=split_list(args.strategies, "--strategies"), seeds=parse_seeds(args.seeds),
+            presets=split_list(args.presets, "--presets"), spaces=split_list(args.spaces, "--spaces"),
+            overrides=args.overrides, override_sets=dict(sets), plugins=args.plugins, runs_dir=args.runs_dir,
+            address=args.address, cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run,
+            data_dir=args.data_dir, progress=not args.no_progress,
         )
-        results = run_cells(cells, args.runs_dir, address=args.address, cpus_per_run=args.cpus_per_run,
-                            gpus_per_run=args.gpus_per_run, progress=not args.no_progress, data_dir=args.data_dir)
-        print(summary_table(results))
+        print(summary_table([r.raw for r in results]))
         bad = [r for r in results if r.state != "complete"]
         done = len(results) - len(bad)
         print(f"{done}/{len(results)} runs complete" + (f"; {len(bad)} not: rerun the same command to resume them" if bad else ""))

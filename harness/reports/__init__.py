@@ -1,1 +1,2 @@
-"""Reading finished run directories back into tables and figures (`python -m harness tables`, `paper`)."""
+"""Reading finished run directories back: tables and figures (`tables`, `paper`), verdicts (`compare`), and the
+generated blocks of README.md and docs/ (`docs`)."""

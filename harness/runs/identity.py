@@ -68,6 +68,9 @@ def config_identity(req, cfg, options) -> dict:
         "seed": req.seed,
         "config": _jsonable(config),
         "options": _jsonable(dataclasses.asdict(options)) if dataclasses.is_dataclass(options) else {},
+        # Plug-in modules can change what a name means: a resume must import the same ones (absent when none,
+        # so the identities of runs without plug-ins are unchanged).
+        **({"plugins": list(getattr(req, "plugins", ()))} if getattr(req, "plugins", ()) else {}),
     }
 
 
@@ -113,6 +116,8 @@ def differences(recorded: dict, current: dict, options_cls=None) -> list[str]:
     for key in ("strategy", "space", "seed", "device_kind"):
         if key in recorded and recorded[key] != current.get(key):
             diffs.append(f"{key.replace('_', ' ')} (run {recorded[key]!r}, this command {current.get(key)!r})")
+    if recorded.get("plugins", []) != current.get("plugins", []):
+        diffs.append(f"plug-ins (run {recorded.get('plugins', [])!r}, this command {current.get('plugins', [])!r})")
     defaults = _defaults(options_cls)
     for part in ("config", "options"):
         if part not in recorded:
@@ -155,7 +160,7 @@ def check_identity(run_dir: Path, current: dict, options_cls=None) -> None:
     """Raises naming every field in which `current` differs from the run's record. Fields `current` lacks
     (a sweep's check before reading any data) are not compared."""
     recorded = recorded_identity(run_dir)
-    recorded = {k: v for k, v in recorded.items() if k in current}
+    recorded = {k: v for k, v in recorded.items() if k in current or k == "plugins"}  # plug-ins are always known
     diffs = differences(recorded, current, options_cls)
     if diffs:
         shown = "; ".join(diffs[:4]) + (f"; and {len(diffs) - 4} more" if len(diffs) > 4 else "")

@@ -14,7 +14,7 @@ import os
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,7 @@ class BenchRequest:
     device: str = "auto"
     data_dir: str | None = None
     progress: bool = True
+    plugins: tuple[str, ...] = ()  # modules imported first (--plugin); the preset's `plugins` are added to them
 
 def pick_device(name: str) -> torch.device:
     if name == "auto":
@@ -105,6 +106,7 @@ class Plan:
 
 def plan(req: BenchRequest) -> Plan:
     """Validates a request before any work (also used by sweeps, for every cell before any run starts)."""
+    req = with_plugins(req)
     strategy_cls = STRATEGIES.get(req.strategy)
     space = SPACES.get(req.space)()
     if isinstance(req.seed, bool) or not isinstance(req.seed, int) or req.seed < 0:
@@ -132,6 +134,17 @@ def plan(req: BenchRequest) -> Plan:
     return Plan(req, strategy_cls, space, cfg, options, device, run_dir, warning)
 
 
+def with_plugins(req: BenchRequest) -> BenchRequest:
+    """The request with every plug-in it runs with (its own, then its preset's), all imported."""
+    from harness.config import preset_plugins
+    from harness.plugins import load_plugins
+
+    mine = load_plugins(req.plugins)
+    from_preset = load_plugins(preset_plugins(req.preset, req.space), where=f"preset {req.preset!r} plugins entry")
+    every = tuple(dict.fromkeys(mine + from_preset))
+    return req if every == tuple(req.plugins) else replace(req, plugins=every)
+
+
 def _record(cfg: Config, req: BenchRequest, device: torch.device, identity: dict) -> dict:
     record = recorded_config(cfg, req.strategy)
     return {
@@ -144,6 +157,8 @@ def _record(cfg: Config, req: BenchRequest, device: torch.device, identity: dict
         "config": record,
         "identity": identity,
         "identity_digest": identity["digest"],
+        **({"plugins": list(req.plugins)} if req.plugins else {}),
+        "origins": {"strategy": STRATEGIES.origin(req.strategy), "space": SPACES.origin(req.space)},
     }
 
 
@@ -204,6 +219,7 @@ def _record_end(status_path: Path, log: logging.Logger, status: dict, message: s
 def bench(req: BenchRequest) -> dict:
     """Runs (or resumes) one benchmark and returns its metrics.json content."""
     p = plan(req)
+    req = p.req  # with its preset's plug-ins
     cfg, device, run_dir, space = p.cfg, p.device, p.run_dir, p.space
     if cfg.compute.threads:
         torch.set_num_threads(cfg.compute.threads)

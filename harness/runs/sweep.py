@@ -47,10 +47,15 @@ def threads_for(cpus_per_run: float) -> int:
     return max(1, int(cpus_per_run))
 
 
-def cell_request(cell: Cell, runs_dir: Path, cpus_per_run: float = 1.0, data_dir: str | None = None):
+def cell_request(cell: Cell, runs_dir: Path, cpus_per_run: float = 1.0, data_dir: str | None = None,
+                 plugins: tuple[str, ...] | None = None):
     """The BenchRequest of a cell. Its thread count follows its CPUs: added as an override (so it is part
-    of the run's identity) only where the preset does not already pin that number."""
+    of the run's identity) only where the preset does not already pin that number. `plugins` (default: the
+    --plugin modules loaded in this process) travel in the request: the worker imports them before the run."""
+    from harness.plugins import load_plugins, loaded
     from harness.runs.run import BenchRequest
+
+    plugins = load_plugins(loaded() if plugins is None else plugins)
 
     overrides = tuple(cell.overrides)
     threads = threads_for(cpus_per_run)
@@ -63,7 +68,7 @@ def cell_request(cell: Cell, runs_dir: Path, cpus_per_run: float = 1.0, data_dir
     name = f"{cell.strategy}-{cell.space}-{cell.preset}-{cell.label}-seed{cell.seed}" if cell.label else None
     return BenchRequest(
         strategy=cell.strategy, space=cell.space, preset=cell.preset, seed=cell.seed, overrides=overrides,
-        runs_dir=Path(runs_dir).absolute(), name=name, progress=False, data_dir=data_dir,
+        runs_dir=Path(runs_dir).absolute(), name=name, progress=False, data_dir=data_dir, plugins=plugins,
     )
 
 
@@ -81,7 +86,7 @@ def _state(run_dir: Path) -> str:
         return "unknown"
 
 
-def prepare(cells, runs_dir: Path, cpus_per_run: float, data_dir) -> tuple[list, list[CellResult | None]]:
+def prepare(cells, runs_dir: Path, cpus_per_run: float, data_dir, plugins=None) -> tuple[list, list[CellResult | None]]:
     """Validates every cell before any work. Returns (requests, results): results[i] is already final for
     invalid cells, complete runs and runs whose record does not match; None where the cell must run."""
     from harness.runs.identity import check_identity, config_identity
@@ -89,7 +94,7 @@ def prepare(cells, runs_dir: Path, cpus_per_run: float, data_dir) -> tuple[list,
 
     requests, results, seen = [], [], {}
     for cell in cells:
-        req = cell_request(cell, runs_dir, cpus_per_run, data_dir)
+        req = cell_request(cell, runs_dir, cpus_per_run, data_dir, plugins)
         try:
             p = plan(req)
         except HarnessError as exc:
@@ -102,7 +107,7 @@ def prepare(cells, runs_dir: Path, cpus_per_run: float, data_dir) -> tuple[list,
         result = None
         if (p.run_dir / "config.json").exists():
             try:
-                check_identity(p.run_dir, config_identity(req, p.cfg, p.options), p.strategy_cls.Options)
+                check_identity(p.run_dir, config_identity(p.req, p.cfg, p.options), p.strategy_cls.Options)
                 if _state(p.run_dir) == "complete" and (p.run_dir / "metrics.json").exists():
                     result = CellResult(cell, p.run_dir, "complete", None, _metrics_tau(p.run_dir))
                 else:
@@ -149,16 +154,21 @@ def _start_ray(address: str | None, data_dir: str | None, num_cpus: int | None =
         env["HARNESS_DATA"] = str(Path(data_dir or os.environ["HARNESS_DATA"]).absolute())
     if address is None:
         # Local workers import this checkout; a cluster's workers need harness installed.
+        # Plug-ins (--plugin modules, distributions with harness entry points) too, wherever the driver found them.
+        from harness.plugins import search_paths
+
         package_root = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
+        env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(filter(None, [package_root, *search_paths(), os.environ.get("PYTHONPATH")])))
     local = {"num_cpus": num_cpus} if address is None and num_cpus else {}
     ray.init(address=address, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env},
              configure_logging=False, **local)
     return ray, True
 
 
-def run_cells(cells, runs_dir, *, address=None, cpus_per_run=1.0, gpus_per_run=0.0, progress=True, data_dir=None) -> list[CellResult]:
-    """Runs every cell not already complete; returns one result per cell, in order."""
+def run_cells(cells, runs_dir, *, address=None, cpus_per_run=1.0, gpus_per_run=0.0, progress=True, data_dir=None,
+              plugins=None) -> list[CellResult]:
+    """Runs every cell not already complete; returns one result per cell, in order. `plugins`: modules every
+    run imports first (default: the --plugin modules loaded in this process)."""
     cells = list(cells)
     if not cells:
         raise HarnessError("empty sweep: no cells to run; accepted: at least one strategy, seed and preset")
@@ -167,7 +177,7 @@ def run_cells(cells, runs_dir, *, address=None, cpus_per_run=1.0, gpus_per_run=0
     if gpus_per_run < 0:
         raise HarnessError(f"--gpus-per-run {gpus_per_run!r} must be >= 0 (fractions share a GPU between runs)")
     runs_dir = Path(runs_dir).absolute()
-    requests, results = prepare(cells, runs_dir, cpus_per_run, data_dir)
+    requests, results = prepare(cells, runs_dir, cpus_per_run, data_dir, plugins)
     todo = [i for i, r in enumerate(results) if r is None]
     if todo:
         _execute(cells, requests, results, todo, runs_dir, address, cpus_per_run, gpus_per_run, progress, data_dir)
