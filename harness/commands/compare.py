@@ -19,7 +19,7 @@ VARIANT_HELP = (
 
 @COMMANDS.register("compare")
 class Compare:
-    help = "run what is missing and compare strategies on the same seeds: intervals, paired differences, power"
+    help = "run what is missing and compare strategies on the same seeds: paired t-test verdicts, intervals, power"
 
     @staticmethod
     def add_arguments(parser) -> None:
@@ -35,7 +35,6 @@ class Compare:
         parser.add_argument("--out", type=Path, default=None, help=f"default {TABLES_DIR}/compare-<labels>-<preset>-s<seeds>")
         parser.add_argument("--data-dir", default=None, help="data directory (default $HARNESS_DATA, else ./data)")
         parser.add_argument("--address", default=None, help="Ray cluster address for the sweep (default: local)")
-        parser.add_argument("--bootstrap", type=int, default=10000, help="seed-pair bootstrap resamples (default 10000)")
         parser.add_argument("--estimator", default=None, metavar="NAME",
                             help="compare by this estimator (e.g. final-accuracy, ema-loss-flip) of runs made with "
                                  "eval.all_estimators=true, which this adds to every variant: estimators paired on one training")
@@ -49,9 +48,8 @@ class Compare:
         reference = args.reference or variants[0].label
         if reference not in {v.label for v in variants}:
             raise HarnessError(f"--reference {reference!r} is not among the variants {[v.label for v in variants]}")
-        for name, value in (("--bootstrap", args.bootstrap), ("--arch-bootstrap", args.arch_bootstrap)):
-            if value < 1:
-                raise HarnessError(f"{name}={value} must be >= 1")
+        if args.arch_bootstrap < 1:
+            raise HarnessError(f"--arch-bootstrap={args.arch_bootstrap} must be >= 1")
         from harness.config import build_options, resolve
         from harness.registry import STRATEGIES
         for v in variants:  # every name and override is checked before any run starts
@@ -75,7 +73,7 @@ class Compare:
             title += f", estimator {args.estimator}"
         if args.overrides:
             title += f" (all with {' '.join(args.overrides)})"
-        text, paths = write_report(rows, variants, reference, out, title, args.bootstrap, args.arch_bootstrap)
+        text, paths = write_report(rows, variants, reference, out, title, args.arch_bootstrap)
         print(text)
         for path in paths.values():
             print(f"wrote {path}")
