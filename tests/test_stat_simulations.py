@@ -6,15 +6,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
+from scipy import stats as sps
 
 from harness.gate import regression
 from harness.gate.regression import Baseline, Outcome, StrategyBaseline
 from harness.reports import compare as cmp
 from harness.scoring import stats
-
-import pandas as pd
-from scipy import stats as sps
 
 
 def _mc_se(p: float, reps: int) -> float:
