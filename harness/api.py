@@ -189,7 +189,7 @@ def compare(strategies: Sequence[str] | str = (), variants: Sequence[str] | Mapp
             preset: str = "mini", space: str = "nb201", reference: str | None = None,
             overrides: Mapping[str, Any] | Iterable[str] | None = None, plugins: Sequence[str] | str = (),
             runs_dir: str | Path = RUNS_DIR, out: str | Path | None = None, data_dir: str | None = None,
-            address: str | None = None, bootstrap: int = 10000, arch_bootstrap: int = 1000,
+            address: str | None = None, arch_bootstrap: int = 1000,
             estimator: str | None = None) -> CompareResult:
     """Runs what is missing and compares the variants on the same seeds (the `compare` verb). `variants`:
     'LABEL=STRATEGY[:SECTION.KEY=VALUE...]' texts, or {LABEL: 'STRATEGY[:SECTION.KEY=VALUE...]'}."""
@@ -209,9 +209,8 @@ def compare(strategies: Sequence[str] | str = (), variants: Sequence[str] | Mapp
     reference = reference or chosen[0].label
     if reference not in {v.label for v in chosen}:
         raise HarnessError(f"--reference {reference!r} is not among the variants {[v.label for v in chosen]}")
-    for option, value in (("--bootstrap", bootstrap), ("--arch-bootstrap", arch_bootstrap)):
-        if value < 1:
-            raise HarnessError(f"{option}={value} must be >= 1")
+    if arch_bootstrap < 1:
+        raise HarnessError(f"--arch-bootstrap={arch_bootstrap} must be >= 1")
     for v in chosen:  # every name and override is checked before any run starts
         cfg = resolve(preset, tuple(shared) + v.overrides, space=space)
         build_options(STRATEGIES.get(v.strategy).Options, cfg.strategy.get(v.strategy, {}), v.strategy)
@@ -234,7 +233,7 @@ def compare(strategies: Sequence[str] | str = (), variants: Sequence[str] | Mapp
         title += f", estimator {estimator}"
     if shared:
         title += f" (all with {' '.join(shared)})"
-    text, paths = write_report(rows, chosen, reference, out, title, bootstrap, arch_bootstrap)
+    text, paths = write_report(rows, chosen, reference, out, title, arch_bootstrap)
     verdict = pd.read_csv(paths["paired_csv"]) if Path(paths["paired_csv"]).stat().st_size > 1 else pd.DataFrame()
     lines = _verdict_lines(text)
     if len(verdict) == len(lines):

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as sps
 
 from harness.scoring import stats
 from harness.cli import main
@@ -103,14 +104,58 @@ def test_per_variant_t_intervals_over_seeds(results):
 
 def test_paired_differences_on_shared_seeds(results):
     rows = cmp.read_results(results)
-    table = cmp.paired(rows, VARIANTS, "a", resamples=500).set_index("label")
-    d = np.array([stats.kendall(_noisy(s + 10, 6.0), TRUTH) - stats.kendall(_noisy(s, 2.0), TRUTH) for s in range(3)])
+    table = cmp.paired(rows, VARIANTS, "a").set_index("label")
+    b_taus = np.array([stats.kendall(_noisy(s + 10, 6.0), TRUTH) for s in range(3)])
+    a_taus = np.array([stats.kendall(_noisy(s, 2.0), TRUTH) for s in range(3)])
+    d = b_taus - a_taus
     row = table.loc["b"]
     assert row["n"] == 3 and row["mean_diff"] == pytest.approx(d.mean()) and row["sd_diff"] == pytest.approx(d.std(ddof=1))
-    assert row["p_sign_flip"] == stats.sign_flip_p(d)
+    ref = sps.ttest_rel(b_taus, a_taus)
+    assert (row["t_lo"], row["t_hi"]) == pytest.approx(tuple(ref.confidence_interval())) and row["p_t"] == pytest.approx(ref.pvalue)
+    assert row["p_sign_flip"] == stats.sign_flip_p(d) and row["sign_flip_min_p"] == 0.25
     assert row["mdd_80"] == pytest.approx(stats.minimal_detectable_difference(d.std(ddof=1), 3))
-    assert (row["boot_lo"], row["boot_hi"]) == stats.bootstrap_mean_interval(d, 500, 0)
-    assert table.loc["solo", "n"] == 1 and math.isnan(table.loc["solo", "sd_diff"])
+    assert row["seeds_for_target"] == stats.seeds_needed(0.05, d.std(ddof=1))
+    # search space: the seed variance of the mean plus the jackknife architecture variance of the mean difference
+    est_a = [_noisy(s, 2.0) for s in range(3)]
+    est_b = [_noisy(s + 10, 6.0) for s in range(3)]
+    arch_var = stats.arch_variance_of_mean_difference(est_b, est_a, TRUTH)
+    space = stats.two_source_t_test(d, arch_var, len(TRUTH) - 1)
+    assert row["archs"] == 12 and row["arch_sd_mean"] == pytest.approx(math.sqrt(arch_var))
+    assert (row["space_lo"], row["space_hi"], row["p_space"]) == pytest.approx((space.low, space.high, space.p))
+    assert table.loc["solo", "n"] == 1 and math.isnan(table.loc["solo", "sd_diff"]) and math.isnan(table.loc["solo", "p_t"])
+
+
+def test_csv_interval_equals_scipy_ttest_rel_on_the_per_seed_taus_it_lists(results, tmp_path):
+    """The acceptance check: paired.csv's interval and p are ttest_rel on per_seed.csv's taus."""
+    _text, paths = cmp.write_report(cmp.read_results(results), VARIANTS, "a", tmp_path / "out", "test", arch_resamples=20)
+    pairs = pd.read_csv(paths["paired_csv"]).set_index("label")
+    seeds = pd.read_csv(paths["per_seed_csv"])
+    mine = seeds[seeds["label"] == "b"].sort_values("seed")
+    ref = sps.ttest_rel(mine["tau"], mine["tau_reference"])
+    low, high = ref.confidence_interval()
+    assert pairs.loc["b", "t_lo"] == pytest.approx(low, rel=1e-12) and pairs.loc["b", "t_hi"] == pytest.approx(high, rel=1e-12)
+    assert pairs.loc["b", "p_t"] == pytest.approx(ref.pvalue, rel=1e-12)
+
+
+def test_verdict_wording_follows_the_one_test():
+    def row(**kw):
+        base = dict(label="b", reference="a", n=5, archs=500, mean_diff=0.03, sd_diff=0.02, t_lo=0.005, t_hi=0.055, p_t=0.03,
+                    p_space=0.2, space_lo=-0.02, space_hi=0.08, space_df=9.3, p_sign_flip=0.0625, sign_flip_min_p=0.0625,
+                    mdd_80=0.034, seeds_for_target=6)
+        base.update(kw)
+        return base
+
+    lines = cmp.verdict(pd.DataFrame([row(), row(mean_diff=-0.036, t_lo=-0.090, t_hi=0.020, p_t=0.149, p_space=0.2),
+                                      row(n=1, p_t=math.nan)]))
+    assert lines[0].startswith("b ranks better than a on these 500 architectures (paired t p=0.030")
+    assert "about the search space: no detectable difference (p=0.200" in lines[0]
+    assert "sign-flip p 0.062 (smallest possible at n=5: 0.062)" in lines[0]
+    assert "seeds needed to detect 0.05 tau at 80% power at the measured paired sd 0.020: 6" in lines[0]
+    assert lines[1].startswith("no detectable difference between b and a on these 500 architectures (paired t p=0.149; "
+                               "mean -0.036, 95% [-0.090, +0.020])")
+    assert lines[2] == "b - a: 1 paired seed(s): no verdict possible"
+    negative = cmp.verdict(pd.DataFrame([row(mean_diff=-0.03, t_lo=-0.055, t_hi=-0.005)]))[0]
+    assert negative.startswith("a ranks better than b")
 
 
 def test_per_seed_architecture_bootstrap_joins_on_the_architecture_index(tmp_path):
@@ -136,11 +181,12 @@ def test_failed_runs_are_left_out_and_listed(results, tmp_path):
     results.append(_run(tmp_path, "b", 7, _noisy(7, 1.0), state="failed"))
     rows = cmp.read_results(results)
     assert cmp.per_variant(rows, VARIANTS).set_index("label").loc["b", "n"] == 3
-    text, paths = cmp.write_report(rows, VARIANTS, "a", tmp_path / "out", "test", resamples=200, arch_resamples=50)
+    text, paths = cmp.write_report(rows, VARIANTS, "a", tmp_path / "out", "test", arch_resamples=50)
     assert "Runs not complete" in text and "boom" in text
     for key in ("markdown", "strategies_csv", "paired_csv", "per_seed_csv", "latex", "figure"):
         assert paths[key].is_file() and paths[key].stat().st_size > 0
-    assert "sign-flip p" in text and "b - a" in text and "3 seeds cannot give p below 0.250" in text
+    assert "sign-flip p" in text and "b - a" in text and "smallest possible at n=3: 0.250" in text
+    assert "[bootstrap 95%]" not in text and "paired-t 95%" in text and "search space" in text
 
 
 def test_cli_rejects_bad_input_before_running(tmp_path, monkeypatch, capsys):
@@ -158,7 +204,7 @@ def test_cli_rejects_bad_input_before_running(tmp_path, monkeypatch, capsys):
 
 def test_real_smoke_comparison_prints_tables_and_writes_the_figure(env_data, tmp_path, capsys):
     args = ["compare", "--strategies", "ws,params", "--seeds", "0,1", "--preset", "smoke", "--runs-dir", str(tmp_path / "runs"),
-            "--out", str(tmp_path / "out"), "--bootstrap", "200", "--arch-bootstrap", "50"]
+            "--out", str(tmp_path / "out"), "--arch-bootstrap", "50"]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "### Per strategy" in out and "params - ws" in out and (tmp_path / "out" / "compare.png").is_file()

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as sps
 
 from harness.gate import regression
 from harness.gate import selftest as gate_selftest
@@ -31,16 +32,40 @@ def outcomes(name: str, taus: list[float], error: str | None = None) -> list[Out
     return [Outcome(name, seed, tau, 60.0, error) for seed, tau in enumerate(taus)]
 
 
-def test_tolerance_is_z_sqrt2_sd_over_sqrt_k():
+def test_tolerance_is_t_with_the_sds_degrees_of_freedom():
     b = base()
     sd = float(np.std([0.40, 0.30, 0.50, 0.40], ddof=1))
-    assert regression.tolerance(b.strategies["ws"], 4) == pytest.approx(Z * math.sqrt(2) * sd / 2)
-    assert regression.smallest_caught_drops(b, 4)["ws"] == pytest.approx(Z * math.sqrt(2) * sd / 2)
+    t3 = sps.t.ppf(0.95, 3)  # one strategy of 4 seeds: its own sd, 3 df
+    assert regression.tolerance(b, "ws", 4) == pytest.approx(t3 * math.sqrt(2) * sd / 2)
+    assert regression.smallest_caught_drops(b, 4)["ws"] == pytest.approx(t3 * math.sqrt(2) * sd / 2)
+    assert regression.tolerance(b, "ws", 2) == pytest.approx(t3 * sd * math.sqrt(1 / 2 + 1 / 4))
+
+
+def test_two_strategies_pool_their_sds_with_summed_degrees_of_freedom():
+    ws, dinas = [0.40, 0.30, 0.50, 0.40], [0.20, 0.25, 0.10, 0.15]
+    b = base(ws=ws, dinas=dinas)
+    pooled = math.sqrt((np.var(ws, ddof=1) + np.var(dinas, ddof=1)) / 2)
+    assert regression.seed_scale(b, "ws")[:2] == (pytest.approx(pooled), 6)
+    assert regression.tolerance(b, "dinas", 4) == pytest.approx(sps.t.ppf(0.95, 6) * pooled * math.sqrt(0.5))
+    b.pool_sd = False
+    assert regression.seed_scale(b, "dinas")[:2] == (pytest.approx(np.std(dinas, ddof=1)), 3)
+    assert regression.tolerance(b, "dinas", 4) == pytest.approx(sps.t.ppf(0.95, 3) * np.std(dinas, ddof=1) * math.sqrt(0.5))
+
+
+def test_notes_state_the_per_strategy_and_whole_gate_rates_and_the_seed_relation():
+    b = base(ws=[0.40, 0.30, 0.50, 0.40], dinas=[0.20, 0.25, 0.10, 0.15])
+    _failures, notes = check(b, outcomes("ws", [0.4] * 4) + outcomes("dinas", [0.2] * 4))
+    assert "pooled over ws, dinas, 6 df" in notes[0] and "the baseline's own seeds" in notes[0]
+    assert notes[-1].startswith("false-alarm rate 0.050 per strategy") and "at most 0.0975 = 1 - (1 - 0.05)^2" in notes[-1]
+    assert "Bartlett p of equal sds" in notes[-1]
+    fresh = [Outcome("ws", seed, 0.4, 60.0) for seed in (10, 11, 12, 13)]
+    assert "fresh seeds" in check(b, fresh + outcomes("dinas", [0.2] * 4))[1][0]
+    assert "shared with the baseline" in regression.seed_relation([0, 1, 2, 3], [2, 3, 4, 5])
 
 
 def test_equal_mean_passes_and_a_drop_beyond_the_tolerance_fails():
     b = base()
-    tol = regression.tolerance(b.strategies["ws"], 4)
+    tol = regression.tolerance(b, "ws", 4)
     failures, notes = check(b, outcomes("ws", [0.45, 0.35, 0.40, 0.40]))
     assert failures == [] and notes[0].endswith("ok")
     just_inside = 0.40 - tol + 1e-6
@@ -117,6 +142,12 @@ def test_record_load_round_trip_and_old_format(tmp_path):
     assert loaded.preset == "regress" and loaded.strategies["ws"].taus == [0.4, 0.2]
     assert loaded.strategies["ws"].mean == pytest.approx(0.3) and loaded.strategies["ws"].sd == pytest.approx(math.sqrt(0.02))
     assert loaded.strategies["dinas"].sd == 0.0 and loaded.platform == regression.platform_key()
+    assert loaded.pool_sd is True and json.loads(path.read_text())["pool_sd"] is True
+    record(outcomes("ws", [0.4, 0.2]), path, pool_sd=False)
+    assert load_baseline(path).pool_sd is False
+    # the committed baseline (written before pool_sd existed) still loads, pooled
+    committed = load_baseline(regression.BASELINE_FILE)
+    assert committed.pool_sd is True and set(committed.strategies) >= {"ws"}
     with pytest.raises(HarnessError, match="cannot re-baseline: ws seed 0"):
         record(outcomes("ws", [None, 0.2], error="boom"), path)
     with pytest.raises(HarnessError, match="needs the seed sd"):
@@ -135,12 +166,14 @@ def test_cli_rebaseline_then_regress_passes_then_fails_on_a_drop(tmp_path, monke
     monkeypatch.setattr(regression, "run_cells", _fake_runner({"ws": [0.40, 0.30, 0.50, 0.40]}))
     common = ["--baseline", str(path), "--strategies", "ws", "--runs-dir", str(tmp_path / "runs")]
     assert main(["rebaseline", *common]) == 0
-    assert "gate fails on a mean drop > 0.0950" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "gate fails on a mean drop > 0.1359" in out  # t_{0.95,3} * 0.0816 * sqrt(1/4 + 1/4)
+    assert "false-alarm rate 0.050 per strategy" in out
     assert main(["regress", *common, "--runs-dir", str(tmp_path / "r1")]) == 0
-    monkeypatch.setattr(regression, "run_cells", _fake_runner({"ws": [0.30, 0.20, 0.40, 0.30]}))
+    monkeypatch.setattr(regression, "run_cells", _fake_runner({"ws": [0.25, 0.15, 0.35, 0.25]}))
     assert main(["regress", "--baseline", str(path), "--strategies", "ws", "--runs-dir", str(tmp_path / "r2")]) == 1
     err = capsys.readouterr().err
-    assert "REGRESSION ws: mean tau over seeds 0,1,2,3 0.3000 vs baseline 0.4000" in err
+    assert "REGRESSION ws: mean tau over seeds 0,1,2,3 0.2500 vs baseline 0.4000" in err
     assert main(["regress", "--baseline", str(path), "--strategies", "ws", "--seeds", "1"]) == 2
     assert "needs >= 2 seeds" in capsys.readouterr().err
 

@@ -16,7 +16,7 @@ VARIANT_HELP = (
 
 @COMMANDS.register("compare")
 class Compare:
-    help = "run what is missing and compare strategies on the same seeds: intervals, paired differences, power"
+    help = "run what is missing and compare strategies on the same seeds: paired t-test verdicts, intervals, power"
 
     @staticmethod
     def add_arguments(parser) -> None:
@@ -32,7 +32,6 @@ class Compare:
         parser.add_argument("--out", type=Path, default=None, help=f"default {TABLES_DIR}/compare-<labels>-<preset>-s<seeds>")
         parser.add_argument("--data-dir", default=None, help="data directory (default $HARNESS_DATA, else ./data)")
         parser.add_argument("--address", default=None, help="Ray cluster address for the sweep (default: local)")
-        parser.add_argument("--bootstrap", type=int, default=10000, help="seed-pair bootstrap resamples (default 10000)")
         parser.add_argument("--estimator", default=None, metavar="NAME",
                             help="compare by this estimator (e.g. final-accuracy, ema-loss-flip) of runs made with "
                                  "eval.all_estimators=true, which this adds to every variant: estimators paired on one training")
@@ -46,7 +45,7 @@ class Compare:
         result = api.compare(
             strategies=args.strategies, variants=args.variants, seeds=args.seeds, preset=args.preset, space=args.space,
             reference=args.reference, overrides=args.overrides, plugins=args.plugins, runs_dir=args.runs_dir,
-            out=args.out, data_dir=args.data_dir, address=args.address, bootstrap=args.bootstrap,
+            out=args.out, data_dir=args.data_dir, address=args.address,
             arch_bootstrap=args.arch_bootstrap, estimator=args.estimator,
         )
         print(result.text)

@@ -42,7 +42,8 @@ def _load(path: Path) -> regression.Baseline:
 @COMMANDS.register("regress")
 class Regress:
     help = ("CI gate: K seeds of each gated strategy; fail if a mean tau fell below the baseline mean by more than "
-            "z_0.95 * sd * sqrt(1/K + 1/K_base), or a run is not deterministic")
+            "t_{0.95,df} * sd * sqrt(1/K + 1/K_base) (sd pooled over the strategies, df its degrees of freedom), "
+            "or a run is not deterministic")
 
     @staticmethod
     def add_arguments(parser) -> None:
@@ -103,6 +104,7 @@ class Rebaseline:
             taus = ", ".join(f"{t:.4f}" for t in entry.taus)
             print(f"rebaseline: {name} mean tau {before} -> {entry.mean:.4f} (sd {entry.sd:.4f}; seeds {taus}); "
                   f"with {len(seeds)} seeds the gate fails on a mean drop > {drops[name]:.4f}")
+        print(f"rebaseline: {regression.false_alarm_rates(new, len(new.strategies))}")
         print(f"wrote {args.baseline}; review and commit it")
         return 0
 

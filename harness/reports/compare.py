@@ -152,19 +152,54 @@ def _pairs(rows: pd.DataFrame, label: str, reference: str) -> pd.DataFrame:
                          "a": [a.loc[s, "kendall_tau"] for s in seeds], "b": [b.loc[s, "kendall_tau"] for s in seeds]})
 
 
-def paired(rows: pd.DataFrame, variants: Sequence[Variant], reference: str, resamples: int = 10000, seed: int = 0) -> pd.DataFrame:
-    """Per non-reference variant: tau(variant) - tau(reference) over the seeds both completed."""
+def _arch_variance(pairs: pd.DataFrame) -> tuple[float, int]:
+    """(architecture-sampling variance of the mean tau difference, its df = architectures - 1) from the
+    paired runs' predictions; (nan, 0) with fewer than 2 seeds or 4 architectures."""
+    if len(pairs) < 2:
+        return math.nan, 0
+    est_a, est_b, truth = [], [], None
+    for _, pair in pairs.iterrows():
+        joined = _joined(pair)
+        if truth is None:
+            index, truth = joined["index"].to_numpy(), joined["ground_truth_a"].to_numpy()
+        elif not np.array_equal(joined["index"].to_numpy(), index):
+            raise HarnessError(f"seed {pair['seed']} scored other architectures than seed {pairs['seed'].iloc[0]}; "
+                               "the search-space interval needs one fixed architecture set (compare runs of one preset)")
+        est_a.append(joined["estimate_a"].to_numpy())
+        est_b.append(joined["estimate_b"].to_numpy())
+    if len(truth) < 4:
+        return math.nan, 0
+    return stats.arch_variance_of_mean_difference(est_a, est_b, truth), len(truth) - 1
+
+
+def paired(rows: pd.DataFrame, variants: Sequence[Variant], reference: str) -> pd.DataFrame:
+    """Per non-reference variant: tau(variant) - tau(reference) over the seeds both completed.
+
+    The decision rule is the paired t-test on the per-seed differences (t_lo/t_hi, p_t: an interval and a p
+    from one statistic), a claim about *these scored architectures* (seed noise only). space_lo/space_hi,
+    p_space add the architecture-sampling variance of the mean difference (jackknife over architectures)
+    for the claim about the *search space*. The sign-flip p is a robustness column, with the smallest p
+    its seed count can reach; power figures are the exact noncentral-t power of the paired t-test."""
     out = []
     for v in variants:
         if v.label == reference:
             continue
         pairs = _pairs(rows, v.label, reference)
         d = stats.paired_differences(pairs["a"], pairs["b"]) if len(pairs) else np.array([])
-        sd = float(np.std(d, ddof=1)) if len(d) > 1 else math.nan
-        lo, hi = stats.bootstrap_mean_interval(d, resamples, seed) if len(d) else stats.NAN2
-        out.append({"label": v.label, "reference": reference, "n": len(d), "seeds": ",".join(map(str, pairs["seed"])),
-                    "mean_diff": float(d.mean()) if len(d) else math.nan, "sd_diff": sd, "boot_lo": lo, "boot_hi": hi,
-                    "p_sign_flip": stats.sign_flip_p(d), "mdd_80": stats.minimal_detectable_difference(sd, len(d))})
+        n = len(d)
+        sd = float(np.std(d, ddof=1)) if n > 1 else math.nan
+        test = stats.paired_t_test(d)
+        arch_var, arch_df = _arch_variance(pairs)
+        space = stats.two_source_t_test(d, arch_var, arch_df)
+        out.append({"label": v.label, "reference": reference, "n": n, "seeds": ",".join(map(str, pairs["seed"])),
+                    "mean_diff": test.mean, "sd_diff": sd,
+                    "t_lo": test.low, "t_hi": test.high, "t": test.t, "df": test.df, "p_t": test.p,
+                    "p_sign_flip": stats.sign_flip_p(d) if n else math.nan, "sign_flip_min_p": stats.sign_flip_min_p(n),
+                    "archs": arch_df + 1 if arch_df else 0, "arch_sd_mean": math.sqrt(arch_var) if math.isfinite(arch_var) else math.nan,
+                    "space_lo": space.low, "space_hi": space.high, "space_df": space.df, "p_space": space.p,
+                    "mdd_80": stats.minimal_detectable_difference(sd, n),
+                    "power_at_target": stats.paired_t_power(stats.TARGET_DIFFERENCE, sd, n),
+                    "seeds_for_target": stats.seeds_needed(stats.TARGET_DIFFERENCE, sd)})
     return pd.DataFrame(out)
 
 
@@ -176,6 +211,16 @@ def _predictions(run_dir: str, column: str = "estimate") -> pd.DataFrame:
     return pd.read_csv(path, usecols=["index", column, "ground_truth"]).rename(columns={column: "estimate"})
 
 
+def _joined(pair) -> pd.DataFrame:
+    """The two runs of one seed side by side, joined on the ground-truth index (estimate_a, estimate_b, ...)."""
+    a, b = _predictions(pair["a_dir"], pair["a_column"]), _predictions(pair["b_dir"], pair["b_column"])
+    joined = a.merge(b, on="index", suffixes=("_a", "_b")).sort_values("index", kind="stable")
+    if not (len(joined) == len(a) == len(b)):
+        raise HarnessError(f"{pair['a_dir']} and {pair['b_dir']} scored different architectures "
+                           f"({len(a)} and {len(b)}, {len(joined)} shared); compare runs of one preset")
+    return joined
+
+
 def per_seed(rows: pd.DataFrame, variants: Sequence[Variant], reference: str, resamples: int = 1000) -> pd.DataFrame:
     """Within each seed: tau(variant) - tau(reference) on the same scored architectures (joined on the
     ground-truth index), with a paired bootstrap over architectures."""
@@ -184,11 +229,7 @@ def per_seed(rows: pd.DataFrame, variants: Sequence[Variant], reference: str, re
         if v.label == reference:
             continue
         for _, pair in _pairs(rows, v.label, reference).iterrows():
-            a, b = _predictions(pair["a_dir"], pair["a_column"]), _predictions(pair["b_dir"], pair["b_column"])
-            joined = a.merge(b, on="index", suffixes=("_a", "_b"))
-            if not (len(joined) == len(a) == len(b)):
-                raise HarnessError(f"{pair['a_dir']} and {pair['b_dir']} scored different architectures "
-                                   f"({len(a)} and {len(b)}, {len(joined)} shared); compare runs of one preset")
+            joined = _joined(pair)
             diff, lo, hi = stats.arch_bootstrap_tau_difference(joined["estimate_a"], joined["estimate_b"],
                                                                joined["ground_truth_a"], resamples, int(pair["seed"]))
             out.append({"label": v.label, "reference": reference, "seed": int(pair["seed"]), "archs": len(joined),
@@ -220,17 +261,33 @@ def show_variants(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _p(value: float) -> str:
+    if value is None or not math.isfinite(value):
+        return "-"
+    return f"{value:.2g}" if value < 0.001 else f"{value:.3f}"
+
+
+def _seeds(value: float) -> str:
+    return "-" if value is None or not math.isfinite(value) else f"{int(value)}"
+
+
 def show_paired(table: pd.DataFrame) -> pd.DataFrame:
     if table.empty:
         return pd.DataFrame()
     return pd.DataFrame({
         "variant - reference": [f"{a} - {b}" for a, b in zip(table["label"], table["reference"])],
         "n (seeds)": [f"{n} ({s})" for n, s in zip(table["n"], table["seeds"])],
-        "mean diff [bootstrap 95%]": [_ci(m, lo, hi, 3, n) for m, lo, hi, n in
-                                      zip(table["mean_diff"], table["boot_lo"], table["boot_hi"], table["n"])],
+        "mean diff [paired-t 95%], these archs": [_ci(m, lo, hi, 3, n) for m, lo, hi, n in
+                                                  zip(table["mean_diff"], table["t_lo"], table["t_hi"], table["n"])],
+        "paired-t p": [_p(v) for v in table["p_t"]],
+        "[95%] search space": [f"[{lo:.3f}, {hi:.3f}]" if math.isfinite(lo) else "-"
+                               for lo, hi in zip(table["space_lo"], table["space_hi"])],
+        "search-space p": [_p(v) for v in table["p_space"]],
         "paired sd": [_num(v, 3) for v in table["sd_diff"]],
-        "sign-flip p": [_num(v, 3) for v in table["p_sign_flip"]],
+        "sign-flip p (min at n)": [f"{_p(p)} ({_p(lo)})" if math.isfinite(p) else "-" for p, lo in
+                                   zip(table["p_sign_flip"], table["sign_flip_min_p"])],
         "detectable at 80% power": [_num(v, 3) for v in table["mdd_80"]],
+        f"seeds for {stats.TARGET_DIFFERENCE:g} at 80%": [_seeds(v) for v in table["seeds_for_target"]],
     })
 
 
@@ -247,19 +304,31 @@ def show_per_seed(table: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def verdict(table: pd.DataFrame, alpha: float = 0.05) -> list[str]:
+def verdict(table: pd.DataFrame, alpha: float = stats.ALPHA) -> list[str]:
+    """One line per pair. The decision is the paired t-test about the scored architectures (its p and its
+    interval agree by construction); the search-space test follows with its own p and interval."""
     lines = []
     for _, r in table.iterrows():
-        name = f"{r['label']} - {r['reference']}"
-        if r["n"] < 2:
-            lines.append(f"{name}: {r['n']} paired seed(s): no verdict possible")
-        elif r["p_sign_flip"] <= alpha:
-            lines.append(f"{name}: {'better' if r['mean_diff'] > 0 else 'worse'} (mean {r['mean_diff']:+.3f}, sign-flip p {r['p_sign_flip']:.3f} <= {alpha})")
+        a, b, n = r["label"], r["reference"], int(r["n"])
+        if n < 2 or not math.isfinite(r["p_t"]):
+            lines.append(f"{a} - {b}: {n} paired seed(s): no verdict possible")
+            continue
+        where = f"on these {int(r['archs'])} architectures" if r["archs"] else "on the scored architectures"
+        ci = f"mean {r['mean_diff']:+.3f}, 95% [{r['t_lo']:+.3f}, {r['t_hi']:+.3f}]"
+        if r["p_t"] < alpha:
+            better, worse = (a, b) if r["mean_diff"] > 0 else (b, a)
+            head = f"{better} ranks better than {worse} {where} (paired t p={_p(r['p_t'])}; {ci})"
         else:
-            floor = 2 / 2 ** r["n"]
-            why = f" ({r['n']} seeds cannot give p below {floor:.3f})" if floor > alpha else ""
-            lines.append(f"{name}: not significant at 5% (mean {r['mean_diff']:+.3f}, sign-flip p {r['p_sign_flip']:.3f}{why}); "
-                         f"differences below {r['mdd_80']:.3f} would go undetected at 80% power")
+            head = f"no detectable difference between {a} and {b} {where} (paired t p={_p(r['p_t'])}; {ci})"
+        if math.isfinite(r["p_space"]):
+            said = "differs" if r["p_space"] < alpha else "no detectable difference"
+            head += (f"; about the search space: {said} (p={_p(r['p_space'])}, "
+                     f"95% [{r['space_lo']:+.3f}, {r['space_hi']:+.3f}], {r['space_df']:.1f} df)")
+        head += (f"; sign-flip p {_p(r['p_sign_flip'])} (smallest possible at n={n}: {_p(r['sign_flip_min_p'])})"
+                 f"; 80% power at n={n} needs a true difference of {r['mdd_80']:.3f}"
+                 f"; seeds needed to detect {stats.TARGET_DIFFERENCE:g} tau at 80% power at the measured paired sd "
+                 f"{r['sd_diff']:.3f}: {_seeds(r['seeds_for_target'])}")
+        lines.append(head)
     return lines
 
 
@@ -295,17 +364,25 @@ def figure(rows: pd.DataFrame, variants: Sequence[Variant], path: Path) -> Path:
 
 
 def write_report(rows: pd.DataFrame, variants: Sequence[Variant], reference: str, out: Path, title: str,
-                 resamples: int = 10000, arch_resamples: int = 1000) -> tuple[str, dict[str, Path]]:
+                 arch_resamples: int = 1000) -> tuple[str, dict[str, Path]]:
     out = Path(out)
     by_variant = per_variant(rows, variants)
-    pairs = paired(rows, variants, reference, resamples)
+    pairs = paired(rows, variants, reference)
     seeds = per_seed(rows, variants, reference, arch_resamples)
     v_show, p_show, s_show = show_variants(by_variant), show_paired(pairs), show_per_seed(seeds)
     failed = rows[rows["state"] != "complete"]
     parts = [f"## {title}", "", "### Per strategy: mean [95% t-interval over seeds]", "", to_markdown(v_show),
              f"### Paired differences in tau against `{reference}` (same seeds)", "", to_markdown(p_show),
-             f"Bootstrap: {resamples} resamples of the seed pairs. Sign-flip p: exact, all 2^n sign patterns (two-sided). "
-             "Detectable at 80% power: (t_{0.975,n-1} + t_{0.8,n-1}) * paired sd / sqrt(n).", "",
+             "Decision rule: the paired t-test on the per-seed tau differences (two-sided, 5%); its interval and p come "
+             "from the same t statistic, so the interval excludes 0 exactly when p < 0.05. "
+             "Populations: *these archs* is about the fixed set of architectures every seed scored (seed noise only: "
+             "equals scipy.stats.ttest_rel on the listed taus); *search space* also counts the architecture-sampling "
+             "variance of the mean difference (jackknife over architectures, shared by every seed), with "
+             "Welch-Satterthwaite degrees of freedom. The verdict's headline is about these architectures. "
+             "Sign-flip p: exact over all 2^n sign patterns, a robustness check that cannot go below 2/2^n. "
+             f"Power: exact noncentral-t power of the paired t-test; detectable at 80% power: the true difference it "
+             f"finds 80% of the time with these seeds; seeds for {stats.TARGET_DIFFERENCE:g}: the fewest seeds that "
+             f"find a {stats.TARGET_DIFFERENCE:g} tau difference 80% of the time at the measured paired sd.", "",
              "### Within each seed: tau difference on the same scored architectures", "", to_markdown(s_show),
              f"Architecture bootstrap ({arch_resamples} resamples): resampled architecture indices, both taus recomputed on each draw; "
              "it shows the scored-set noise of one seed, not the seed-to-seed noise.", "",
@@ -318,8 +395,8 @@ def write_report(rows: pd.DataFrame, variants: Sequence[Variant], reference: str
              "per_seed_csv": out / "per_seed.csv", "runs_csv": out / "runs.csv", "latex": out / "compare.tex"}
     write_text(paths["markdown"], text)
     by_variant.to_csv(paths["strategies_csv"], index=False, float_format="%.6g")
-    pairs.to_csv(paths["paired_csv"], index=False, float_format="%.6g")
-    seeds.to_csv(paths["per_seed_csv"], index=False, float_format="%.6g")
+    pairs.to_csv(paths["paired_csv"], index=False, float_format="%.17g")  # full precision: rechecked against scipy
+    seeds.to_csv(paths["per_seed_csv"], index=False, float_format="%.17g")
     rows.to_csv(paths["runs_csv"], index=False, float_format="%.6g")
     latex = to_latex(v_show, f"{title}: per strategy, mean [95% t-interval]")
     if not p_show.empty:

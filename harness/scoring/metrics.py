@@ -1,17 +1,30 @@
-"""Ranking-quality metrics of estimated scores (higher = better) against ground truth."""
+"""Ranking-quality metrics of estimated scores (higher = better) against ground truth.
+
+Ties and NaN are defined, not left to index order: a NaN estimate (a diverged or unscorable architecture)
+ranks below every number, and regret, precision@K and the best true rank are exact expectations over
+uniformly random tie-breaking of the estimate (closed form, nothing sampled), so a preset whose estimates
+move in 0.05-point accuracy steps is not scored by which architecture happens to come first in the benchmark.
+"""
 from __future__ import annotations
 
 import math
 from typing import Sequence
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 TOP_FRACTIONS = (0.002, 0.005, 0.01, 0.05)
 PRECISION_KS = (10, 50)
 
 
+def ranked(est: Sequence[float]) -> np.ndarray:
+    """Estimates with NaN replaced by -inf: it ranks last (below every number, tied with other NaN)."""
+    est = np.asarray(est, dtype=np.float64)
+    return np.where(np.isnan(est), -np.inf, est)
+
+
 def kendall_tau(est: np.ndarray, truth: np.ndarray) -> float:
+    est = ranked(est)
     if len(est) < 2:
         return math.nan
     return float(stats.kendalltau(est, truth).statistic)
@@ -20,11 +33,13 @@ def kendall_tau(est: np.ndarray, truth: np.ndarray) -> float:
 def spearman_rho(est: np.ndarray, truth: np.ndarray) -> float:
     if len(est) < 2:
         return math.nan
-    return float(stats.spearmanr(est, truth).statistic)
+    # ranks, so NaN (-inf) ranks last without an infinite value reaching the correlation
+    return float(stats.spearmanr(stats.rankdata(ranked(est)), truth).statistic)
 
 
 def pearson_r(est: np.ndarray, truth: np.ndarray) -> float:
-    if len(est) < 2 or np.std(est) == 0 or np.std(truth) == 0:
+    """Linear correlation of the values themselves: undefined (nan) when an estimate is NaN."""
+    if len(est) < 2 or not np.all(np.isfinite(est)) or np.std(est) == 0 or np.std(truth) == 0:
         return math.nan
     return float(stats.pearsonr(est, truth).statistic)
 
@@ -56,25 +71,72 @@ def top_fraction_rho(est: np.ndarray, truth: np.ndarray, fraction: float) -> tup
     return spearman_rho(est[top], truth[top]), len(top)
 
 
+def top_k_inclusion(values: np.ndarray, k: int) -> np.ndarray:
+    """Probability of each element to be among the k largest when ties are broken uniformly at random:
+    1 above the k-th largest value, 0 below it, and (places left) / (number tied) for those equal to it."""
+    values = ranked(values)
+    k = min(k, len(values))
+    if k <= 0:
+        return np.zeros(len(values))
+    boundary = np.sort(values)[::-1][k - 1]
+    above = values > boundary
+    tied = values == boundary
+    return np.where(above, 1.0, np.where(tied, (k - above.sum()) / tied.sum(), 0.0))
+
+
 def precision_at_k(est: np.ndarray, truth: np.ndarray, k: int) -> float:
-    """Fraction of the predicted top-k that is in the true top-k."""
+    """Expected fraction of the predicted top-k that is in the true top-k, ties in either broken uniformly at
+    random (independently): sum_i P(i in predicted top-k) * P(i in true top-k) / k."""
     k = min(k, len(truth))
-    pred = set(np.argsort(-est, kind="stable")[:k].tolist())
-    true = set(np.argsort(-truth, kind="stable")[:k].tolist())
-    return len(pred & true) / k
+    return float(np.dot(top_k_inclusion(est, k), top_k_inclusion(np.asarray(truth, dtype=np.float64), k)) / k)
 
 
-def best_true_rank_in_top_k(est: np.ndarray, truth: np.ndarray, k: int) -> int:
-    """1-based true rank (among the scored set) of the best architecture in the predicted top-k."""
-    true_rank = np.empty(len(truth), dtype=np.int64)
-    true_rank[np.argsort(-truth, kind="stable")] = np.arange(1, len(truth) + 1)
-    pred = np.argsort(-est, kind="stable")[: min(k, len(truth))]
-    return int(true_rank[pred].min())
+def true_ranks(truth: np.ndarray) -> np.ndarray:
+    """1-based rank by ground truth among the scored set, tied truths sharing the best rank (1 + number
+    strictly better), so no tie is broken by index."""
+    truth = np.asarray(truth, dtype=np.float64)
+    return (len(truth) + 1 - stats.rankdata(truth, method="max")).astype(np.float64)
+
+
+def _log_comb(n: np.ndarray, r: int) -> np.ndarray:
+    """log C(n, r) elementwise, -inf where n < r (no way to choose)."""
+    n = np.asarray(n, dtype=np.float64)
+    ok = n >= r
+    safe = np.where(ok, n, r)
+    return np.where(ok, special.gammaln(safe + 1) - special.gammaln(r + 1) - special.gammaln(safe - r + 1), -np.inf)
+
+
+def best_true_rank_in_top_k(est: np.ndarray, truth: np.ndarray, k: int) -> float:
+    """Expected best (smallest) true rank in the predicted top-k, ties in the estimate broken uniformly at
+    random. The predicted top-k is the architectures above the k-th estimate (sure) plus r drawn without
+    replacement from the g tied at it; the j-th best of the tied is the best drawn with probability
+    [C(g-j, r-1)] / C(g, r), computed as a difference of survival terms C(g-j+1, r) / C(g, r)."""
+    est = ranked(est)
+    rank = true_ranks(truth)
+    k = min(k, len(est))
+    boundary = np.sort(est)[::-1][k - 1]
+    sure = rank[est > boundary]
+    tied = np.sort(rank[est == boundary])
+    r, g = k - len(sure), len(tied)
+    best_sure = sure.min() if len(sure) else math.inf
+    if r == 0:
+        return float(best_sure)
+    above_j = g - np.arange(1, g + 1) + 1  # tied ranks from the j-th best on
+    survive = np.exp(_log_comb(above_j, r) - _log_comb(np.array([g]), r))  # P(best drawn rank >= tied[j-1])
+    p_best = survive - np.append(survive[1:], 0.0)
+    return float(np.dot(p_best, np.minimum(tied, best_sure)))
+
+
+def predicted_best_truth(est: np.ndarray, truth: np.ndarray) -> float:
+    """Expected ground truth of the architecture predicted best, ties in the estimate (all-NaN included)
+    broken uniformly at random: the mean truth of those tied at the largest estimate. Never a NaN's."""
+    est = ranked(est)
+    return float(np.mean(np.asarray(truth, dtype=np.float64)[est == est.max()]))
 
 
 def regret(est: np.ndarray, truth: np.ndarray, optimum: float) -> float:
-    """optimum - ground truth of the architecture predicted best (ties broken by first index)."""
-    return float(optimum - truth[int(np.argmax(est))])
+    """optimum - expected ground truth of the architecture predicted best (ties broken uniformly at random)."""
+    return float(optimum - predicted_best_truth(est, truth))
 
 
 def bootstrap_tau_ci(est: np.ndarray, truth: np.ndarray, resamples: int = 1000, seed: int = 0) -> tuple[float, float]:
@@ -85,7 +147,7 @@ def bootstrap_tau_ci(est: np.ndarray, truth: np.ndarray, resamples: int = 1000, 
     taus = np.empty(resamples)
     for i in range(resamples):
         idx = rng.integers(0, len(est), len(est))
-        taus[i] = stats.kendalltau(est[idx], truth[idx]).statistic
+        taus[i] = kendall_tau(est[idx], truth[idx])
     taus = taus[np.isfinite(taus)]
     return float(np.percentile(taus, 2.5)), float(np.percentile(taus, 97.5))
 
@@ -115,11 +177,12 @@ def ranking_report(
         raise ValueError(f"estimates {est.shape} and ground truth {truth.shape} differ in shape")
     report: dict = {
         "num_archs": int(len(est)),
+        "num_nan_estimates": int(np.isnan(est).sum()),
         "kendall_tau": kendall_tau(est, truth),
         "spearman_rho": spearman_rho(est, truth),
         "pearson_r": pearson_r(est, truth),
         "regret": regret(est, truth, optimum),
-        "predicted_best_truth": float(truth[int(np.argmax(est))]),
+        "predicted_best_truth": predicted_best_truth(est, truth),
         "optimum": float(optimum),
         "scored_set_best_truth": float(truth.max()),
     }
