@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.registry import COMMANDS
-from harness.runs.run import RUNS_DIR, BenchRequest, bench
+from harness.runs.run import RUNS_DIR, BenchRequest, bench, run_name
 from harness.runs.summary import one_screen
 
 
@@ -43,6 +43,7 @@ class Bench:
         )
         metrics = bench(req)
         print(one_screen(metrics))
+        print(f"  run directory   {(Path(req.runs_dir) / run_name(req)).absolute()}")
         if metrics.get("ground_truth_warning"):
             print(f"  WARNING: {metrics['ground_truth_warning']}")
         return 0
