@@ -287,8 +287,8 @@ def test_a_cluster_without_gpus_is_refused_before_any_task(tmp_path, env_data, m
 # --- D5, D6, D9, D10, D11: inputs refused with one line before any work ----------------------------------------
 
 @pytest.mark.parametrize("args, fragment", [
-    (["--seed", "99999999999999999999999"], "--seed 99999999999999999999999 is out of range; accepted: an integer in 0..2**63-1"),
-    (["--seed", str(2**63)], "is out of range"),
+    (["--seed", "99999999999999999999999"], "--seed 99999999999999999999999 must be an integer >= 0 and < 2**63; accepted: 0..9223372036854775807"),
+    (["--seed", str(2**63)], "must be an integer >= 0 and < 2**63"),
     (["--name", "a" * 300], "--name of 300 bytes is too long; accepted: at most 200 bytes"),
     (["--name", "tab\there"], "control characters"),
     (["--set", "data.dataset=imagenet"], "unknown data.dataset 'imagenet'; accepted: cifar10, cifar100"),
@@ -503,3 +503,16 @@ def test_a_log_line_on_a_full_disk_prints_no_traceback(tmp_path, capsys):
     finally:
         run_module._close_logger(log)
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_ray_that_cannot_start_is_one_line(monkeypatch):
+    ray = pytest.importorskip("ray")
+    from harness.runs import sweep
+
+    def timed_out(**_kwargs):
+        raise Exception("The current node timed out during startup. This could happen because ...")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", timed_out)
+    with pytest.raises(HarnessError, match="could not start a local Ray: The current node timed out during startup"):
+        sweep._start_ray(None, None)

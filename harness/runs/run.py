@@ -124,7 +124,7 @@ def plan(req: BenchRequest) -> Plan:
     strategy_cls = STRATEGIES.get(req.strategy)
     space = SPACES.get(req.space)()
     if isinstance(req.seed, bool) or not isinstance(req.seed, int) or not 0 <= req.seed < SEED_LIMIT:
-        raise HarnessError(f"--seed {req.seed!r} is out of range; accepted: an integer in 0..2**63-1 ({SEED_LIMIT - 1})")
+        raise HarnessError(f"--seed {req.seed!r} must be an integer >= 0 and < 2**63; accepted: 0..{SEED_LIMIT - 1}")
     check_strategy_overrides(req.strategy, req.overrides)
     cfg = resolve(req.preset, req.overrides, space=req.space)
     if cfg.data.dataset not in DATASETS:

@@ -196,8 +196,14 @@ def _start_ray(address: str | None, data_dir: str | None, num_cpus: int | None =
     local = {"num_cpus": num_cpus} if address is None and num_cpus else {}
     # Ray's notice about its authentication token concerns whoever runs a cluster, not a sweep's user.
     logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
-    ray.init(address=address, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env},
-             configure_logging=False, **local)
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env},
+                 configure_logging=False, **local)
+    except Exception as exc:  # noqa: BLE001 - Ray's own start-up failures (timeouts, unreachable address) are environmental
+        where = f"the Ray cluster at {address}" if address else "a local Ray"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise HarnessError(f"could not start {where}: {first}; no run was started, rerun the same command "
+                           f"(an overloaded machine can delay Ray's start past its own timeout)") from None
     return ray, True
 
 
