@@ -36,8 +36,9 @@ PRESETS ?= $(PRESET)
 sweep: setup
 	$(PY) -m harness sweep --strategies $(STRATEGIES) --seeds $(SEEDS) --presets $(PRESETS) $(ARGS)
 
+# One line per test as it runs (the suite takes minutes, docs/timings.md), then the ten slowest.
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest -o addopts= -v --durations=10
 
 list: setup
 	$(PY) -m harness list

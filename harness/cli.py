@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.registry import COMMANDS
@@ -35,6 +37,17 @@ def main(argv: list[str] | None = None) -> int:
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("error: interrupted; finished results are kept, rerun with --resume to continue", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        how = "rerun with --resume to continue" if hasattr(args, "resume") else "rerun the same command to continue (finished runs are skipped)"
+        signame = exc.args[0] if exc.args and str(exc.args[0]).startswith("SIG") else "SIGINT"
+        print(f"error: interrupted by {signame}; finished results are kept, {how}", file=sys.stderr)
+        return getattr(exc, "exit_code", 130)
+    except BrokenPipeError:  # output piped into e.g. `head`, which has read enough
+        sys.stdout = open(os.devnull, "w")
+        return 1
+    except OSError as exc:
+        # The environment, not the input (a full or read-only disk while writing tables, reports...): one line.
+        from harness.runs.fileio import write_failure
+
+        print(f"error: {write_failure(exc, Path(exc.filename or '.'))}", file=sys.stderr)
+        return 2

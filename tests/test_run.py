@@ -334,10 +334,11 @@ def test_disk_full_during_estimation_is_recorded_and_one_line(tmp_path, env_data
 
     monkeypatch.setattr(run_module, "atomic_write", full)
     err = _cli_error(capsys, ["bench", "--strategy", "ws", "--preset", "smoke", "--runs-dir", str(tmp_path), "--no-progress"])
-    assert "stopped during estimation: OSError: [Errno 28] No space left on device" in err and "--resume" in err
+    assert "interrupted during estimation: the disk holding" in err and "No space left on device" in err and "--resume" in err
+    assert "with the estimates made so far" in err
     run = tmp_path / "ws-nb201-smoke-seed0"
     status = read_json(run / "status.json")
-    assert status["state"] == "failed" and "No space left" in status["error"]
+    assert status["state"] == "interrupted" and "No space left" in status["error"]
     assert "No space left on device" in (run / "run.log").read_text()
 
 

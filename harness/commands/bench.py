@@ -44,6 +44,7 @@ class Bench:
             resume=args.resume, device=args.device, data_dir=args.data_dir, progress=not args.no_progress,
         )
         print(result.summary())
+        print(f"  run directory   {Path(result.run_dir).absolute()}")
         if result.record.get("ground_truth_warning"):
             print(f"  WARNING: {result.record['ground_truth_warning']}")
         return 0

@@ -1,8 +1,10 @@
 """`paper NAME`: run what a benchmarks/papers/NAME.toml table needs (resuming partial runs), then render it."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from harness.commands.tables import TABLES_DIR
@@ -19,6 +21,52 @@ FIGURES = {
     "tau_over_training": figures.tau_over_training_figure,
     "disturbance": figures.disturbance_figure,
 }
+
+
+# More runs than this are started only with --yes, after the plan and its cost were shown.
+FEW_RUNS = 4
+# CPU minutes of one run where no finished run of its preset is at hand to time it: measured on a shared
+# 2-core machine (docs/timings.md). Presets without a figure are reported as unknown.
+MEASURED_CPU_MINUTES = {"mini": 6.1}
+
+
+def cpu_seconds_per_run(strategy: str, preset: str, runs_dir: Path) -> tuple[float | None, str]:
+    """(seconds, source): the median CPU time (wall x threads) of the finished runs of this strategy and preset
+    under `runs_dir`, else of any strategy on the preset, else the measured figure above."""
+    times: dict[bool, list[float]] = {True: [], False: []}
+    for metrics_path in Path(runs_dir).glob("*/metrics.json"):
+        try:
+            m = json.loads(metrics_path.read_text())
+            if m.get("preset") == preset and m.get("wall_seconds") is not None:
+                times[m.get("strategy") == strategy].append(float(m["wall_seconds"]) * max(1, int(m.get("threads") or 1)))
+        except (OSError, ValueError, TypeError):
+            continue
+    if times[True]:
+        return float(np.median(times[True])), f"median of {len(times[True])} finished run(s) of it here"
+    if times[False]:
+        return float(np.median(times[False])), f"median of {len(times[False])} finished {preset} run(s) of other strategies here"
+    if preset in MEASURED_CPU_MINUTES:
+        return MEASURED_CPU_MINUTES[preset] * 60, f"one ws {preset} run on a shared 2-core machine, docs/timings.md; strategies differ"
+    return None, "no finished run of this preset to time"
+
+
+def run_plan(todo, runs_dir: Path, cpus_per_run: float) -> str:
+    """The runs about to start, by preset and strategy, with their estimated CPU time."""
+    groups: dict[tuple[str, str], int] = {}
+    for run, _seed, _path, _state in todo:
+        groups[run.preset, run.strategy] = groups.get((run.preset, run.strategy), 0) + 1
+    lines, total, unknown = [f"plan: {len(todo)} missing or partial runs"], 0.0, False
+    for (preset, strategy), count in sorted(groups.items()):
+        seconds, source = cpu_seconds_per_run(strategy, preset, runs_dir)
+        if seconds is None:
+            unknown = True
+            lines.append(f"  {count} x {strategy} ({preset}): CPU time unknown ({source})")
+        else:
+            total += count * seconds
+            lines.append(f"  {count} x {strategy} ({preset}): ~{seconds / 60:.1f} CPU-min each ({source})")
+    lines.append(f"  estimated CPU time {'at least ' if unknown else ''}~{total / 3600:.1f} CPU-hours; wall time about that divided by "
+                 f"the cores in use ({cpus_per_run:g} per run)")
+    return "\n".join(lines)
 
 
 @COMMANDS.register("paper")
@@ -38,6 +86,7 @@ class Paper:
         parser.add_argument("--cpus-per-run", type=float, default=1.0, help="CPUs (and compute.threads) per run (default 1)")
         parser.add_argument("--gpus-per-run", type=float, default=0.0, help="GPUs per run; fractions share a GPU (default 0)")
         add_plugin_argument(parser)
+        parser.add_argument("--yes", action="store_true", help=f"start the missing runs even when there are more than {FEW_RUNS}")
 
     @staticmethod
     def run(args) -> int:
@@ -51,6 +100,10 @@ class Paper:
         if not args.no_run:
             todo = [p for p in planned if p[3] in ("missing", "partial")]
             if todo:
+                print(run_plan(todo, args.runs_dir, args.cpus_per_run), flush=True)
+                if len(todo) > FEW_RUNS and not args.yes:
+                    raise HarnessError(f"{len(todo)} runs to start (more than {FEW_RUNS}): pass --yes to start them "
+                                       f"(make paper TABLE={spec.name} ARGS=--yes), or --no-run to render what exists")
                 from harness.runs.sweep import Cell, run_cells, summary_table
 
                 # Through the sweep: every missing run validated first, then run in parallel on Ray, resumed if partial.

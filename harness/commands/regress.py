@@ -55,16 +55,28 @@ class Regress:
     @staticmethod
     def run(args) -> int:
         baseline = _load(args.baseline)
+        if baseline.preset != args.preset:
+            raise HarnessError(f"--preset {args.preset}: the baseline {args.baseline} was recorded on preset {baseline.preset}; "
+                               f"accepted: --preset {baseline.preset}, or a baseline of preset {args.preset} "
+                               f"(`python -m harness rebaseline --preset {args.preset} --baseline PATH`)")
         strategies = args.strategies or regression.fixed_set()
         seeds = regression.seed_list(args.seeds)
 
         def work(runs_dir: Path):
             outcomes = regression.run_set(strategies, seeds, runs_dir / "gate", args.preset, args.data_dir, address=args.address)
             failures, notes = regression.check(baseline, outcomes, args.preset)
-            failures += regression.identical_strategies(outcomes)
+            same = regression.identical_strategies(outcomes)
+            failures += same
+            notes.append(f"identical-predictions check ran: {len(strategies)} strategies compared pairwise, "
+                         f"{'no two gave the same predictions' if not same else f'{len(same)} pair(s) identical'}")
             if not args.no_determinism:
-                failures += regression.determinism(strategies, runs_dir / "determinism", args.determinism_preset,
-                                                   data_dir=args.data_dir, address=args.address)
+                repeat = regression.determinism(strategies, runs_dir / "determinism", args.determinism_preset,
+                                                data_dir=args.data_dir, address=args.address)
+                failures += repeat
+                notes.append(f"determinism check ran: each strategy twice on preset {args.determinism_preset}, "
+                             f"{'byte-identical predictions' if not repeat else f'{len(repeat)} failure(s)'}")
+            else:
+                notes.append("determinism check skipped (--no-determinism)")
             return outcomes, failures, notes
 
         outcomes, failures, notes = _with_runs_dir(args, work)

@@ -19,12 +19,9 @@ def split_list(text: str, what: str) -> list[str]:
 
 
 def parse_seeds(text: str) -> list[int]:
-    seeds = []
-    for item in split_list(text, "--seeds"):
-        if not re.fullmatch(r"\d+", item):
-            raise HarnessError(f"--seeds: {item!r} is not a seed; accepted: comma-separated integers >= 0, e.g. 0,1,2")
-        seeds.append(int(item))
-    return seeds
+    from harness.runs.sweep import parse_seeds as parse
+
+    return parse(text)
 
 
 def parse_override_set(text: str) -> tuple[str, tuple[str, ...]]:
@@ -55,7 +52,7 @@ class Sweep:
     @staticmethod
     def add_arguments(parser) -> None:
         parser.add_argument("--strategies", required=True, help="comma-separated strategy names, e.g. ws,params")
-        parser.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+        parser.add_argument("--seeds", default="0", help="seeds: N, N-M, or a comma list such as 0-2,7 (default 0)")
         parser.add_argument("--presets", "--preset", dest="presets", default="mini", help="comma-separated presets (default mini)")
         parser.add_argument("--spaces", "--space", dest="spaces", default="nb201", help="comma-separated spaces (default nb201)")
         parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
@@ -86,8 +83,25 @@ class Sweep:
             address=args.address, cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run,
             data_dir=args.data_dir, progress=not args.no_progress,
         )
-        print(summary_table([r.raw for r in results]))
-        bad = [r for r in results if r.state != "complete"]
-        done = len(results) - len(bad)
-        print(f"{done}/{len(results)} runs complete" + (f"; {len(bad)} not: rerun the same command to resume them" if bad else ""))
-        return 1 if bad else 0
+        raw = [r.raw for r in results]
+        print(summary_table(raw))
+        print(f"run directories under {Path(args.runs_dir).absolute()}")
+        print(sweep_footer(raw))
+        return 0 if all(r.state == "complete" for r in results) else 1
+
+
+def sweep_footer(results) -> str:
+    """How many runs completed, and for the others the next step that can help (a rerun only resumes interrupted
+    runs; invalid or refused cells need another command, failed runs the cause in their error column)."""
+    done = sum(r.state == "complete" for r in results)
+    parts = [f"{done}/{len(results)} runs complete"]
+    counts = {state: sum(r.state == state for r in results) for state in ("interrupted", "failed", "invalid", "refused")}
+    if counts["interrupted"]:
+        parts.append(f"{counts['interrupted']} interrupted: rerun the same command to resume them")
+    if counts["failed"]:
+        parts.append(f"{counts['failed']} failed: see the error column; fix the cause, then rerun to resume them")
+    if counts["invalid"]:
+        parts.append(f"{counts['invalid']} invalid: fix the arguments named in the error column (a rerun repeats the refusal)")
+    if counts["refused"]:
+        parts.append(f"{counts['refused']} refused: the run directory holds another config; move it away or label the cells")
+    return "; ".join(parts)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness.errors import HarnessError
 from harness.registry import COMMANDS, STRATEGIES
 from harness.reports.collect import collect, unique_runs
 from harness.reports.figures import write_figures
@@ -26,6 +27,10 @@ class Tables:
     @staticmethod
     def run(args) -> int:
         roots = args.runs_dir or [RUNS_DIR]
+        for root in roots:
+            if not Path(root).is_dir():
+                what = "is not a directory" if Path(root).exists() else "does not exist"
+                raise HarnessError(f"--runs-dir {root} {what}; accepted: a directory of run directories (default {RUNS_DIR})")
         runs = collect(roots)
         paths = write_tables(runs, args.out, registered=STRATEGIES.names())
         # Figures draw one run per configuration: a duplicate is never picked over the run it repeats.

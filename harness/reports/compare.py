@@ -44,16 +44,10 @@ class Variant:
 
 
 def parse_seeds(text: str) -> list[int]:
-    """'0-4' -> 0..4, '0,2,5' -> those, '3' -> [3]; ranges and lists combine ('0-2,7')."""
-    seeds: list[int] = []
-    for part in str(text).split(","):
-        part = part.strip()
-        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
-        if not m or (m.group(2) is not None and int(m.group(2)) < int(m.group(1))):
-            raise HarnessError(f"seeds {text!r}: bad part {part!r}; accepted: N, N-M (M >= N), comma-separated")
-        lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
-        seeds.extend(s for s in range(lo, hi + 1) if s not in seeds)
-    return seeds
+    """'0-4' -> 0..4, '0,2,5' -> those, '3' -> [3]; ranges and lists combine ('0-2,7') -- the syntax of every command."""
+    from harness.runs.sweep import parse_seeds as parse
+
+    return parse(text)
 
 
 def parse_variant(text: str) -> Variant:

@@ -1,9 +1,11 @@
 """Atomic writes and checksums: a killed run leaves either the old file or the new one, never half of one."""
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -66,3 +68,49 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         for block in iter(lambda: handle.read(chunk), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def write_bytes(path: Path, data) -> None:
+    """Writes `data` with plain os.write calls, so a full disk surfaces as OSError(ENOSPC) naming the file
+    (torch's own file writer reports it as a RuntimeError about stream positions instead)."""
+    view = memoryview(data)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        while view:
+            try:
+                written = os.write(fd, view)
+            except OSError as exc:
+                if exc.filename is None:
+                    exc.filename = str(path)
+                raise
+            view = view[written:]
+    finally:
+        os.close(fd)
+
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+NOT_WRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def mount_point(path: Path) -> Path:
+    path = Path(path).absolute()
+    while not path.exists():
+        path = path.parent
+    while not os.path.ismount(path):
+        path = path.parent
+    return path
+
+
+def write_failure(exc: OSError, path: Path) -> str:
+    """What a failed write means to the user, in a few words naming the disk (or directory) and the file."""
+    target = Path(exc.filename) if exc.filename else Path(path)
+    if exc.errno in DISK_FULL:
+        try:
+            free = shutil.disk_usage(mount_point(path)).free
+        except OSError:
+            free = None
+        left = "" if free is None else f", {free // 1024} KiB free"
+        return f"the disk holding {mount_point(path)} is full ({os.strerror(exc.errno)} writing {target.name}{left})"
+    if exc.errno in NOT_WRITABLE:
+        return f"{target} is not writable ({os.strerror(exc.errno)})"
+    return f"{target}: {exc.strerror or exc} ({type(exc).__name__})"

@@ -29,10 +29,14 @@ class RunLock:
                 f"run directory {self.path.parent} is in use by {holder}; wait for it to end, or use --name for another run"
             ) from None
         # The holder is written only once the lock is ours, so a reader never sees a loser's details.
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()} on host {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S %Z')}\n")
-        handle.flush()
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()} on host {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S %Z')}\n")
+            handle.flush()
+        except OSError:
+            handle.close()  # a full disk: the caller reports it; the lock must not stay held
+            raise
         self.handle = handle
         return self
 

@@ -7,10 +7,13 @@ env.json, run.log, run.lock. A run directory is never overwritten: an existing o
 """
 from __future__ import annotations
 
+import errno
 import hashlib
+import io
 import json
 import logging
 import os
+import shutil
 import signal
 import threading
 import time
@@ -28,9 +31,10 @@ from harness.config import Config, build_options, check_strategy_overrides, reso
 from harness.data.paths import data_root
 from harness.data.tensors import DeviceData
 from harness.runs.envinfo import environment, git_state
-from harness.errors import HarnessError
+from harness.errors import HarnessError, one_of
+from harness.data.cifar import FOLDERS as DATASETS
 from harness.scoring.estimators import estimate_columns, estimator_reports
-from harness.runs.fileio import atomic_write, read_json, write_json
+from harness.runs.fileio import DISK_FULL, atomic_write, read_json, write_bytes, write_failure, write_json
 from harness.scoring.groundtruth import GroundTruth
 from harness.runs.identity import check_identity, recorded_config, run_identity
 from harness.runs.lock import RunLock
@@ -41,6 +45,12 @@ from harness.training.weight_average import WeightAverage
 
 RUNS_DIR = Path("results/runs")
 ESTIMATES_FILE = "estimates.npz"
+# torch.manual_seed takes 64-bit seeds; run names, tables and numpy int64 columns hold seeds below 2**63.
+SEED_LIMIT = 2**63
+# Bytes of a run directory's name: filesystems allow 255, the atomic writes' temporary names need the rest.
+NAME_LIMIT = 200
+# Files a complete run must still hold; without one it is damaged and rebuilt on --resume.
+RESULT_FILES = ("metrics.json", "predictions.csv")
 
 
 @dataclass
@@ -79,9 +89,15 @@ def check_run_dir(runs_dir: Path, name: str) -> Path:
     """The run directory for `name` under `runs_dir`, refusing names that leave it and unusable folders."""
     if not name or name in (".", "..") or "/" in name or "\\" in name or name != name.strip() or "\x00" in name:
         raise HarnessError(f"--name {name!r} must be a plain folder name inside the runs directory (no '/', '..' or surrounding spaces)")
+    if len(name.encode()) > NAME_LIMIT:
+        raise HarnessError(f"--name of {len(name.encode())} bytes is too long; accepted: at most {NAME_LIMIT} bytes ({name[:40]!r}...)")
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise HarnessError(f"--name {name!r} holds control characters; accepted: printable characters (letters, digits, . _ - + =)")
     runs_dir = Path(runs_dir)
     if runs_dir.exists() and not runs_dir.is_dir():
         raise HarnessError(f"--runs-dir {runs_dir} is not a directory; accepted: a directory, or a path that does not exist yet")
+    if _is_complete(runs_dir / name):
+        return runs_dir / name  # read, never written: a read-only runs directory still serves it
     existing = runs_dir
     while not existing.exists():
         existing = existing.parent
@@ -109,10 +125,15 @@ def plan(req: BenchRequest) -> Plan:
     req = with_plugins(req)
     strategy_cls = STRATEGIES.get(req.strategy)
     space = SPACES.get(req.space)()
-    if isinstance(req.seed, bool) or not isinstance(req.seed, int) or req.seed < 0:
-        raise HarnessError(f"--seed {req.seed!r} must be an integer >= 0")
+    if isinstance(req.seed, bool) or not isinstance(req.seed, int) or not 0 <= req.seed < SEED_LIMIT:
+        raise HarnessError(f"--seed {req.seed!r} must be an integer >= 0 and < 2**63; accepted: 0..{SEED_LIMIT - 1}")
     check_strategy_overrides(req.strategy, req.overrides)
     cfg = resolve(req.preset, req.overrides, space=req.space)
+    if cfg.data.dataset not in DATASETS:
+        raise one_of("data.dataset", cfg.data.dataset, DATASETS)
+    if space.ground_truth_columns and cfg.eval.ground_truth not in space.ground_truth_columns:
+        raise HarnessError(f"{one_of('eval.ground_truth', cfg.eval.ground_truth, space.ground_truth_columns)} "
+                           f"(the ground-truth columns of space {req.space})")
     options = build_options(strategy_cls.Options, cfg.strategy.get(req.strategy, {}), req.strategy)
     if strategy_cls.averaged_modules is Strategy.averaged_modules:
         for name, value, plain in (("weights", cfg.eval.weights, "final"), ("flip", cfg.eval.flip, False),
@@ -167,10 +188,18 @@ def _logger(run_dir: Path) -> logging.Logger:
     log.setLevel(logging.INFO)
     log.propagate = False
     if not log.handlers:
-        handler = logging.FileHandler(run_dir / "run.log")
+        handler = _QuietFileHandler(run_dir / "run.log")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         log.addHandler(handler)
     return log
+
+
+class _QuietFileHandler(logging.FileHandler):
+    """run.log is a record, not the run's channel to the user: a log line that cannot be written (full disk)
+    must not print logging's own traceback; the run's error still reaches the user as one line."""
+
+    def handleError(self, record) -> None:  # noqa: N802 - logging's name
+        pass
 
 
 def _close_logger(log: logging.Logger) -> None:
@@ -181,6 +210,8 @@ def _close_logger(log: logging.Logger) -> None:
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM outside the training loop (which handles it itself): ends the run like Ctrl-C."""
+
+    exit_code = 128 + signal.SIGTERM
 
 
 class _TermAsInterrupt:
@@ -226,13 +257,17 @@ def bench(req: BenchRequest) -> dict:
 
     if (run_dir / "config.json").exists() and not req.resume:
         status = _state_of(run_dir)
-        raise HarnessError(f"run directory {run_dir} already exists (status: {status}); pass --resume to continue it, or --name to start another")
+        damage = f", damaged: {', '.join(missing_results(run_dir))} missing" if status == "complete" and missing_results(run_dir) else ""
+        raise HarnessError(f"run directory {run_dir} already exists (status: {status}{damage}); pass --resume to continue it, or --name to start another")
     if not (run_dir / "config.json").exists() and req.resume:
         raise HarnessError(f"nothing to resume: {run_dir} does not exist")
 
     # Load everything that can fail on bad input before writing anything.
     root = data_root(req.data_dir)
     gt = space.load_ground_truth(root, cfg.eval.ground_truth)
+    if cfg.eval.num_archs > len(gt.table):
+        raise HarnessError(f"eval.num_archs={cfg.eval.num_archs} is more than the {len(gt.table)} architectures of {gt.path.name}; "
+                           f"accepted: 2..{len(gt.table)}, or 0 for all of them")
     torch.manual_seed(req.seed)
     data = DeviceData(cfg.data, device, root=root)
     identity = run_identity(req, cfg, p.options, data.files + [gt.path], root, device)
@@ -250,18 +285,64 @@ def bench(req: BenchRequest) -> dict:
     if cfg.eval.averages_weights:  # last, so the checkpoints of runs without it keep their hook order
         hooks.append(WeightAverage(strategy.training_steps(), cfg.eval.ema_horizon))
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with RunLock(run_dir):
-        # Checked again under the lock: another process may have created the run since the check above.
-        if (run_dir / "config.json").exists() and not req.resume:
-            raise HarnessError(f"run directory {run_dir} already exists (status: {_state_of(run_dir)}); pass --resume to continue it, or --name to start another")
-        if (run_dir / "config.json").exists():
-            check_identity(run_dir, identity, p.strategy_cls.Options)
-            if (run_dir / "metrics.json").exists() and _state_of(run_dir) == "complete":
-                return read_json(run_dir / "metrics.json")
-        else:
-            write_json(run_dir / "config.json", _record(cfg, req, device, identity))
-        return _execute(p, gt, data, identity, strategy, hooks, compute)
+    if _is_complete(run_dir):
+        # A complete run is only read (no lock, no write): its files were written atomically and never change.
+        check_identity(run_dir, identity, p.strategy_cls.Options)
+        return read_json(run_dir / "metrics.json")
+    created = _first_missing(run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with RunLock(run_dir):
+            # Checked again under the lock: another process may have created the run since the check above.
+            if (run_dir / "config.json").exists() and not req.resume:
+                raise HarnessError(f"run directory {run_dir} already exists (status: {_state_of(run_dir)}); pass --resume to continue it, or --name to start another")
+            if (run_dir / "config.json").exists():
+                check_identity(run_dir, identity, p.strategy_cls.Options)
+                if _is_complete(run_dir):
+                    return read_json(run_dir / "metrics.json")
+                _check_rebuildable(run_dir)
+            else:
+                write_json(run_dir / "config.json", _record(cfg, req, device, identity))
+            created = None  # from here on the run directory holds a run, and _execute reports its own failures
+            return _execute(p, gt, data, identity, strategy, hooks, compute)
+    except OSError as exc:
+        # Only before the run started (mkdir, lock, config.json): nothing of value is lost by removing what this call made.
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+        left = "nothing was left behind" if created is not None else "nothing in it was changed"
+        raise HarnessError(f"run {run_dir} could not start: {write_failure(exc, run_dir)}; {left}") from None
+
+
+def missing_results(run_dir: Path) -> list[str]:
+    """The result files a run recorded as complete no longer holds (deleted or moved by hand)."""
+    return [name for name in RESULT_FILES if not (run_dir / name).is_file()]
+
+
+def _is_complete(run_dir: Path) -> bool:
+    return (run_dir / "config.json").is_file() and _state_of(run_dir) == "complete" and not missing_results(run_dir)
+
+
+def _check_rebuildable(run_dir: Path) -> None:
+    """A run recorded complete but missing results is rebuilt from its estimates or final checkpoint; with neither,
+    rerunning would silently train it again from scratch, so the user decides."""
+    missing = missing_results(run_dir)
+    if _state_of(run_dir) != "complete" or not missing:
+        return
+    if not (run_dir / ESTIMATES_FILE).is_file() and not (run_dir / "checkpoint.pt").is_file():
+        raise HarnessError(f"run {run_dir} is damaged: {', '.join(missing)} missing and neither {ESTIMATES_FILE} nor checkpoint.pt "
+                           f"is left to rebuild from; delete the directory and run again to redo it")
+    print(f"run {run_dir} is damaged ({', '.join(missing)} missing): rebuilding from "
+          f"{ESTIMATES_FILE if (run_dir / ESTIMATES_FILE).is_file() else 'checkpoint.pt'}", flush=True)
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost directory of `path` that does not exist yet (what mkdir(parents=True) would create)."""
+    path = Path(path).absolute()
+    if path.exists():
+        return None
+    while not path.parent.exists():
+        path = path.parent
+    return path
 
 
 def _state_of(run_dir: Path) -> str:
@@ -277,7 +358,7 @@ def _execute(p: Plan, gt: GroundTruth, data: DeviceData, identity: dict, strateg
     status_path = run_dir / "status.json"
     ckpt_path = run_dir / "checkpoint.pt"
     started = time.time()
-    progress = {"step": 0, "phase": "training"}
+    progress = {"step": 0, "phase": "training", "saved": None}
     if p.ground_truth_warning:
         log.warning("%s", p.ground_truth_warning)
         print(f"WARNING: {p.ground_truth_warning}", flush=True)
@@ -290,7 +371,7 @@ def _execute(p: Plan, gt: GroundTruth, data: DeviceData, identity: dict, strateg
                 strategy.load_state_dict(state["strategy"])
                 for hook, hook_state in zip(hooks, state.get("hooks", [])):
                     hook.load_state_dict(hook_state)
-                start_step = state["step"]
+                start_step = progress["saved"] = state["step"]
                 elapsed_before = state.get("train_seconds", 0.0)
                 log.info("resumed from checkpoint at step %d", start_step)
             progress["step"] = start_step
@@ -302,8 +383,12 @@ def _execute(p: Plan, gt: GroundTruth, data: DeviceData, identity: dict, strateg
                     "hooks": [h.state_dict() for h in hooks],
                     "train_seconds": elapsed_before + time.time() - started,
                 }
-                atomic_write(ckpt_path, lambda tmp: torch.save(state, tmp))
+                # Serialised in memory, then written with plain writes: a full disk is an OSError naming the file.
+                buffer = io.BytesIO()
+                torch.save(state, buffer)
+                atomic_write(ckpt_path, lambda tmp: write_bytes(tmp, buffer.getbuffer()))
                 progress["step"] = step
+                progress["saved"] = step
                 write_json(status_path, {"state": "running", "phase": "training", "step": step, "total_steps": strategy.training_steps()})
 
             if start_step == 0:
@@ -362,9 +447,15 @@ def _execute(p: Plan, gt: GroundTruth, data: DeviceData, identity: dict, strateg
         raise
     except OSError as exc:
         why = f"{type(exc).__name__}: {exc}"
-        _record_end(status_path, log, {"state": "failed", "phase": progress["phase"], "step": progress["step"], "error": why}, f"failed: {why}")
+        # A full disk interrupts a run (nothing about it is wrong: freeing space and resuming finishes it unchanged).
+        state = "interrupted" if exc.errno in DISK_FULL else "failed"
+        kept = "no checkpoint yet" if progress["saved"] is None else f"its last complete checkpoint (step {progress['saved']}) is kept"
+        if progress["phase"] == "estimation":
+            kept += ", with the estimates made so far"
+        _record_end(status_path, log, {"state": state, "phase": progress["phase"], "step": progress["step"], "error": why}, f"{state}: {why}")
         raise HarnessError(
-            f"run {run_dir} stopped during {progress['phase']}: {why}; checkpoints are kept, fix the cause (e.g. free disk space) and rerun with --resume"
+            f"run {run_dir} {state} during {progress['phase']}: {write_failure(exc, run_dir)}; {kept}; "
+            f"{'free space' if state == 'interrupted' else 'fix the cause'} and rerun the same command with --resume"
         ) from None
     except BaseException as exc:
         why = f"{type(exc).__name__}: {exc}"

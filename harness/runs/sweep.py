@@ -11,15 +11,29 @@ and fails with a one-line error naming its host if not, instead of writing runs 
 """
 from __future__ import annotations
 
+import fcntl
+import logging
 import os
+import signal
 import socket
+import threading
+import time
 import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from harness.config import resolve
 from harness.errors import HarnessError
-from harness.runs.fileio import read_json
+from harness.runs.fileio import read_json, write_json
+
+# After SIGTERM, how long cancelled tasks get to record themselves interrupted before the driver does it for them.
+STOP_GRACE_SECONDS = 10.0
+
+
+class SweepTerminated(KeyboardInterrupt):
+    """SIGTERM to the sweep driver: its tasks are stopped and their runs recorded interrupted (exit 128+15)."""
+
+    exit_code = 128 + signal.SIGTERM
 
 MARKER_PREFIX = ".sweep-"
 
@@ -41,6 +55,34 @@ class CellResult:
     state: str  # complete | failed | interrupted | invalid (never started) | refused (record differs)
     error: str | None
     kendall_tau: float | None
+
+
+# More seeds than this in one list is a typo (e.g. 0-99999), not an experiment.
+MAX_SEEDS = 10_000
+
+
+def parse_seeds(text: str, flag: str = "--seeds") -> list[int]:
+    """The one seed syntax of every command: '0-4' -> 0..4, '0,2,5' -> those, '3' -> [3]; ranges and lists combine
+    ('0-2,7'); repeats are dropped. Seeds are 0..2**63-1, as for `bench --seed`."""
+    import re
+
+    from harness.runs.run import SEED_LIMIT
+
+    accepted = f"accepted: N, N-M (M >= N) or a comma-separated mix, e.g. 0-2,7; seeds in 0..{SEED_LIMIT - 1}"
+    seeds: list[int] = []
+    for part in str(text).split(","):
+        part = part.strip()
+        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not m:
+            raise HarnessError(f"{flag}: {part!r} is not a seed in {text!r}; {accepted}")
+        lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
+        if hi < lo or hi >= SEED_LIMIT:
+            raise HarnessError(f"{flag}: {part!r} is not a seed range in {text!r}; {accepted}")
+        if hi - lo + len(seeds) >= MAX_SEEDS:
+            raise HarnessError(f"{flag} {text!r} names more than {MAX_SEEDS} seeds; {accepted}")
+        seen = set(seeds)
+        seeds.extend(s for s in range(lo, hi + 1) if s not in seen)
+    return seeds
 
 
 def threads_for(cpus_per_run: float) -> int:
@@ -90,7 +132,7 @@ def prepare(cells, runs_dir: Path, cpus_per_run: float, data_dir, plugins=None) 
     """Validates every cell before any work. Returns (requests, results): results[i] is already final for
     invalid cells, complete runs and runs whose record does not match; None where the cell must run."""
     from harness.runs.identity import check_identity, config_identity
-    from harness.runs.run import plan, run_name
+    from harness.runs.run import _is_complete, plan, run_name
 
     requests, results, seen = [], [], {}
     for cell in cells:
@@ -108,7 +150,7 @@ def prepare(cells, runs_dir: Path, cpus_per_run: float, data_dir, plugins=None) 
         if (p.run_dir / "config.json").exists():
             try:
                 check_identity(p.run_dir, config_identity(p.req, p.cfg, p.options), p.strategy_cls.Options)
-                if _state(p.run_dir) == "complete" and (p.run_dir / "metrics.json").exists():
+                if _is_complete(p.run_dir):
                     result = CellResult(cell, p.run_dir, "complete", None, _metrics_tau(p.run_dir))
                 else:
                     req = replace(req, resume=True)
@@ -160,9 +202,34 @@ def _start_ray(address: str | None, data_dir: str | None, num_cpus: int | None =
         package_root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(filter(None, [package_root, *search_paths(), os.environ.get("PYTHONPATH")])))
     local = {"num_cpus": num_cpus} if address is None and num_cpus else {}
-    ray.init(address=address, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env},
-             configure_logging=False, **local)
+    # Ray's notice about its authentication token concerns whoever runs a cluster, not a sweep's user.
+    logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env},
+                 configure_logging=False, **local)
+    except Exception as exc:  # noqa: BLE001 - Ray's own start-up failures (timeouts, unreachable address) are environmental
+        where = f"the Ray cluster at {address}" if address else "a local Ray"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise HarnessError(f"could not start {where}: {first}; no run was started, rerun the same command "
+                           f"(an overloaded machine can delay Ray's start past its own timeout)") from None
     return ray, True
+
+
+def _local_resources() -> dict[str, float]:
+    """What a local Ray would offer: the machine's CPUs and CUDA devices."""
+    import torch
+
+    return {"CPU": float(os.cpu_count() or 1), "GPU": float(torch.cuda.device_count())}
+
+
+def check_resources(available: dict, cpus_per_run: float, gpus_per_run: float, where: str) -> None:
+    """A task asking for more than the cluster has would wait forever: refuse it, naming what there is."""
+    for name, flag, wanted in (("CPU", "--cpus-per-run", cpus_per_run), ("GPU", "--gpus-per-run", gpus_per_run)):
+        have = float(available.get(name, 0.0))
+        if wanted > have:
+            raise HarnessError(f"{flag} {wanted:g} asks for more {name}s than {where} has ({have:g} {name}s; "
+                               f"resources: {', '.join(f'{k} {v:g}' for k, v in sorted(available.items()) if k in ('CPU', 'GPU'))}); "
+                               f"accepted: {flag} up to {have:g}" + (" (0 runs on CPUs)" if name == "GPU" else ""))
 
 
 def run_cells(cells, runs_dir, *, address=None, cpus_per_run=1.0, gpus_per_run=0.0, progress=True, data_dir=None,
@@ -177,6 +244,8 @@ def run_cells(cells, runs_dir, *, address=None, cpus_per_run=1.0, gpus_per_run=0
     if gpus_per_run < 0:
         raise HarnessError(f"--gpus-per-run {gpus_per_run!r} must be >= 0 (fractions share a GPU between runs)")
     runs_dir = Path(runs_dir).absolute()
+    if not (address or os.environ.get("RAY_ADDRESS")):
+        check_resources(_local_resources(), cpus_per_run, gpus_per_run, "this machine")
     requests, results = prepare(cells, runs_dir, cpus_per_run, data_dir, plugins)
     todo = [i for i, r in enumerate(results) if r is None]
     if todo:
@@ -193,11 +262,14 @@ def _execute(cells, requests, results, todo, runs_dir, address, cpus_per_run, gp
     marker = f"{MARKER_PREFIX}{uuid.uuid4().hex}"
     (runs_dir / marker).write_text("driver marker: workers check that they see the driver's runs directory\n")
     ray, started = _start_ray(address, data_dir)
+    pending = {}
     try:
+        if address or os.environ.get("RAY_ADDRESS"):
+            check_resources(ray.cluster_resources(), cpus_per_run, gpus_per_run, "the Ray cluster")
         task = ray.remote(_run_cell).options(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=0)
-        pending = {task.remote(requests[i], marker): i for i in todo}
-        with tqdm(total=len(todo), desc="sweep", unit="run", disable=not progress) as bar:
-            try:
+        with _TermStopsSweep():
+            pending = {task.remote(requests[i], marker): i for i in todo}
+            with tqdm(total=len(todo), desc="sweep", unit="run", disable=not progress) as bar:
                 while pending:
                     done, _ = ray.wait(list(pending), num_returns=1)
                     for ref in done:
@@ -206,14 +278,74 @@ def _execute(cells, requests, results, todo, runs_dir, address, cpus_per_run, gp
                         req = requests[i]
                         results[i] = CellResult(cells[i], Path(req.runs_dir) / run_name(req), out["state"], out["error"], out["tau"])
                         bar.update(1)
-            except KeyboardInterrupt:
-                for ref in pending:
-                    ray.cancel(ref)  # each run records itself as interrupted; a rerun resumes it
-                raise
+    except KeyboardInterrupt:
+        _stop(ray, pending, [Path(requests[i].runs_dir) / run_name(requests[i]) for i in pending.values()])
+        raise
     finally:
         (runs_dir / marker).unlink(missing_ok=True)
         if started:
             ray.shutdown()
+
+
+class _TermStopsSweep:
+    """SIGTERM to the driver ends the sweep like Ctrl-C (installed after ray.init, which sets its own handler)."""
+
+    def __enter__(self):
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGTERM, self._raise)
+        return self
+
+    @staticmethod
+    def _raise(signum, _frame):
+        raise SweepTerminated(signal.Signals(signum).name)
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+
+
+def _stop(ray, pending: dict, run_dirs: list[Path]) -> None:
+    """Cancels the running tasks (each run records itself interrupted at its next step), waits a little for them,
+    then records as interrupted every run still marked running whose lock nobody holds any more."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN) if main else None  # a second SIGTERM must not cut this short
+    try:
+        try:
+            for ref in pending:
+                ray.cancel(ref)
+            deadline = time.monotonic() + STOP_GRACE_SECONDS
+            waiting = list(pending)
+            while waiting and time.monotonic() < deadline:
+                _done, waiting = ray.wait(waiting, num_returns=len(waiting), timeout=max(0.0, deadline - time.monotonic()))
+        except Exception:  # noqa: BLE001 - Ray itself may be going down; the runs are still recorded below
+            pass
+        for run_dir in run_dirs:
+            mark_interrupted(run_dir, "interrupted: the sweep was stopped; rerun the same sweep command to resume")
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def mark_interrupted(run_dir: Path, why: str) -> bool:
+    """Records a run left `running` by a task that was stopped as interrupted, unless a process still holds it."""
+    from harness.runs.lock import LOCK_FILE
+
+    if _state(run_dir) != "running":
+        return False
+    try:
+        with open(run_dir / LOCK_FILE, "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False  # its process is still alive and will record its own end
+            status = read_json(run_dir / "status.json")
+            write_json(run_dir / "status.json", {**status, "state": "interrupted", "error": why,
+                                                 "ended": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+            fcntl.flock(handle, fcntl.LOCK_UN)
+        return True
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def summary_table(results: list[CellResult]) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.data.paths import data_root
+from harness.data.paths import ENV_VAR, data_root
 from harness.errors import HarnessError, one_of
 from harness.spaces.nb201.arch import NUM_ARCHS, Arch, all_archs
 
@@ -51,7 +51,8 @@ class GroundTruth:
 def load_ground_truth(path: str | Path | None = None, root=None) -> GroundTruth:
     path = Path(path) if path else data_root(root) / GT_FILE
     if not path.is_file():
-        raise HarnessError(f"ground-truth file not found at {path}; {HOW_TO_GET}")
+        where = "" if path != data_root(root) / GT_FILE else f" (set ${ENV_VAR} or --data-dir to the data directory; now {data_root(root)})"
+        raise HarnessError(f"ground-truth file not found at {path}{where}; {HOW_TO_GET}")
     try:
         # Only empty cells are missing: a word such as "n/a" is reported as the bad value it is.
         table = pd.read_csv(path, dtype={"index": np.int64, "arch": str}, keep_default_na=False, na_values=[""])

@@ -40,6 +40,9 @@ class SearchSpace(ABC):
 
     # Network shape at the benchmark's own scale (what `describe` reports by default); keys of shape().
     official_shape: dict = {}
+    # The ground-truth columns a run may be scored against, where known without reading the table (empty:
+    # checked when the table is loaded).
+    ground_truth_columns: tuple = ()
 
     def load_ground_truth(self, root=None, column: str | None = None) -> Any:
         """The space's ground-truth table (index_of, arch_of, values, best, path); with `column`, a one-line

@@ -61,7 +61,17 @@ class NB101Space(SearchSpace):
         info = {"pruned cell": str(arch), "vertices": arch.num_vertices, "edges": arch.num_edges, "graph hash (canonical form)": arch.hash}
         if gt is not None:
             index = gt.index_of(arch)
-            info["ground truth"] = f"{gt.path.name} row {index}" if index >= 0 else f"not in {gt.path.name}"
+            if index < 0:
+                info["ground truth"] = f"not in {gt.path.name}"
+            elif gt.source_rows is not None:
+                # The CSV's own row numbers (not the index of the per-hash table built from them).
+                rows = gt.source_rows[arch.hash]
+                shown = ", ".join(map(str, rows[:10])) + (", ..." if len(rows) > 10 else "")
+                share = f"{len(rows)} rows of it share this graph hash" if len(rows) > 1 else "the only row with this graph hash"
+                info["ground truth"] = (f"{gt.path.name} data row{'s' if len(rows) > 1 else ''} {shown} (0 = first after the header); "
+                                        f"{share} (table index {index})")
+            else:
+                info["ground truth"] = f"{gt.path.name} row {index} (one row per graph hash)"
             if index >= 0:
                 row = gt.table.iloc[index]
                 for column in gt.columns:

@@ -28,6 +28,9 @@ TABLE_COLUMNS = ("index", "arch", "hash", "runs")
 class NB101GroundTruth:
     table: pd.DataFrame
     path: Path
+    # graph hash -> the source CSV's data rows (0 = first row after the header) averaged into that table row;
+    # None for the converted full table, whose rows are the table's own.
+    source_rows: dict | None = None
 
     def __post_init__(self) -> None:
         self.columns = tuple(c for c in ("nb101_val", "nb101_test") if c in self.table.columns)
@@ -82,7 +85,12 @@ def read_sample(path: Path) -> pd.DataFrame:
     if missing:
         raise HarnessError(f"NB101 sample file {path} lacks columns {missing}; expected adjacency, ops, val_accuracy")
     cells = [Cell.parse(f"{a}|{o}") for a, o in zip(raw["adjacency"], raw["ops"])]
-    return deduplicate(cells, {"nb101_val": raw["val_accuracy"].to_numpy()})
+    table = deduplicate(cells, {"nb101_val": raw["val_accuracy"].to_numpy()})
+    rows: dict[str, list[int]] = {}
+    for row, cell in enumerate(cells):
+        rows.setdefault(cell.hash, []).append(row)
+    table.attrs["source_rows"] = rows
+    return table
 
 
 def load_ground_truth(root=None, path: str | Path | None = None) -> NB101GroundTruth:
@@ -92,11 +100,12 @@ def load_ground_truth(root=None, path: str | Path | None = None) -> NB101GroundT
     path = Path(path)
     if not path.is_file():
         raise HarnessError(
-            f"NB101 ground truth not found at {path}; put nb101_sample500.csv there, or convert the official "
+            f"NB101 ground truth not found at {path} (set $HARNESS_DATA or --data-dir to the data directory); put nb101_sample500.csv there, or convert the official "
             f"nasbench_only108.tfrecord with `python -m harness.spaces.nb101.tfrecord TFRECORD {base / FULL_FILE}`"
         )
     if path.name == Path(SAMPLE_FILE).name:
-        return NB101GroundTruth(read_sample(path), path)
+        table = read_sample(path)
+        return NB101GroundTruth(table, path, table.attrs.get("source_rows"))
     table = pd.read_csv(path, dtype={"arch": str, "hash": str})
     missing = [c for c in (*TABLE_COLUMNS, "nb101_val") if c not in table.columns]
     if missing:

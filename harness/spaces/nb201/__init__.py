@@ -43,6 +43,7 @@ class NB201Space(SearchSpace):
         return canonical_form(arch, "nb201")
 
     official_shape = {"channels": 16, "cells_per_stage": 5, "num_classes": 10}
+    ground_truth_columns = ("cifar10_test", "cifar100_test", "imagenet16_120_test")  # harness.scoring.groundtruth.COLUMNS
 
     def load_ground_truth(self, root=None, column: str | None = None):
         from harness.scoring.groundtruth import COLUMNS, load_ground_truth
