@@ -45,3 +45,14 @@ def _few_threads():
     import torch
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture(autouse=True)
+def _plugins_stay_in_their_test():
+    """A --plugin module loaded by one test must not enter the identity of later tests' runs (sweeps default to
+    the plug-ins loaded in the process, as the CLI's --plugin does)."""
+    from harness import plugins
+
+    before = list(plugins._loaded)
+    yield
+    plugins._loaded[:] = before

@@ -57,10 +57,10 @@ def test_compare_and_sweep_return_dataframes_and_results(env_data, tmp_path):
             harness.bench(strategy=strategy, preset="smoke", seed=seed, runs_dir=runs)
     # Every run is complete, so neither call starts Ray.
     c = harness.compare(strategies=["params", "random"], seeds="0,1", preset="smoke", runs_dir=runs, out=tmp_path / "out",
-                        bootstrap=50, arch_bootstrap=10)
+                        arch_bootstrap=10)
     assert isinstance(c, harness.CompareResult) and c.complete
     assert list(c.verdict["label"]) == ["random"] and list(c.verdict["reference"]) == ["params"]
-    assert c.verdict["verdict"].iloc[0].startswith("random - params: ")
+    assert c.verdict["verdict"].iloc[0].startswith("params ranks better than random") and "paired t p=" in c.verdict["verdict"].iloc[0]
     assert sorted(c.variants["label"]) == ["params", "random"] and len(c.runs) == 4
     assert (tmp_path / "out" / "compare.md").read_text() == c.text
     results = harness.sweep(strategies="params,random", seeds=[0, 1], presets="smoke", runs_dir=runs)
