@@ -16,7 +16,7 @@ patch never leaks into a clean run), and undone afterwards. The faults:
 * no_projection -- dinas's projection step does nothing (dinas degenerates to ws).
 
 Graded regressions (lr_half, lr_quarter, with lr_tenth) scale the learning rate by 0.5, 0.25 and 0.1: they
-are not required to be caught; their results form the gate's detection curve (docs/tables_and_ci.md).
+are not required to be caught; their results form the gate's detection curve (docs/noise.md).
 
 Each fault runs only its target strategies on the gate's seeds; the other gated strategies keep their
 clean outcomes, so the gate sees exactly one thing changed, as a real regression would.
