@@ -183,12 +183,15 @@ def test_cli_without_baseline_says_how_to_make_one(tmp_path, capsys):
     assert "make rebaseline" in capsys.readouterr().err
 
 
-def _selftest_runner(effects: dict[str | None, float], identical_fault: str):
-    """Fake worker pool: a fault lowers every tau by effects[fault]; `identical_fault` makes dinas copy ws."""
+def _selftest_runner(effects: dict[str | None, float], identical_fault: str, fresh_drop: float = 0.0, seen: list | None = None):
+    """Fake worker pool: a fault lowers every tau by effects[fault]; `identical_fault` makes dinas copy ws;
+    clean runs on seeds >= 100 (fresh) lose `fresh_drop`."""
     def run(jobs, runs_dir, data_dir, workers):
         out = []
         for cell, fault in jobs:
-            tau = 0.4 + 0.05 * (cell.seed % 2) - effects.get(fault, 0.0)
+            if seen is not None:
+                seen.append((cell.strategy, cell.seed, fault, cell.overrides))
+            tau = 0.4 + 0.05 * (cell.seed % 2) - effects.get(fault, 0.0) - (fresh_drop if cell.seed >= 100 else 0.0)
             name = cell.strategy if fault != identical_fault else "ws"
             est = np.arange(5.0) + (1 if name == "dinas" else 0) * np.array([0, 0, 0, 2, -2]) + cell.seed
             d = _run_dir(Path(runs_dir) / (fault or "clean"), f"{cell.strategy}-seed{cell.seed}", est, tau)
@@ -215,6 +218,40 @@ def test_selftest_counts_caught_faults_and_checks_clean_code(tmp_path):
                                         runner=_selftest_runner(effects, "none"), log=quiet)[:2] == (1, 1)
     with pytest.raises(HarnessError, match="unknown planted faults"):
         gate_selftest.selftest(*args, faults=["typo"], log=quiet)
+
+
+def test_selftest_runs_clean_code_on_fresh_seeds_and_reports_the_detection_curve(tmp_path):
+    b = base(ws=[0.40, 0.45, 0.40, 0.45])
+    lines: list[str] = []
+    seen: list = []
+    effects = {"sampler_gap": 0.2, "bn_running": 0.3, "lr_tenth": 0.2, "lr_quarter": 0.08, "lr_half": 0.01}
+    result = gate_selftest.selftest(b, ["ws"], [0, 1, 2, 3], "regress", tmp_path / "a",
+                                    runner=_selftest_runner(effects, "none", seen=seen), log=lines.append)
+    # graded faults are not counted among the regressions that must be caught
+    assert result == (3, 3, True)
+    clean_seeds = sorted(seed for _s, seed, fault, _o in seen if fault is None)
+    assert clean_seeds == [0, 1, 2, 3, 100, 101, 102, 103]
+    assert any(line.startswith("selftest: clean code on fresh seeds 100-103 passed the gate") for line in lines)
+    assert any(line.startswith("selftest: clean code on the gate's seeds 0-3 passed the gate") for line in lines)
+    # the learning-rate faults are overrides of the preset's lr, run on the gate's seeds
+    lrs = {fault: overrides for _s, _seed, fault, overrides in seen if fault and fault.startswith("lr_")}
+    assert lrs == {"lr_half": ("train.lr=0.025",), "lr_quarter": ("train.lr=0.0125",), "lr_tenth": ("train.lr=0.005000000000000001",)}
+    table = [line for line in lines if line.startswith("selftest: | lr x")]
+    tol = regression.tolerance(b.strategies["ws"], 4)
+    assert [row.split("|")[1].strip() for row in table] == ["lr x 0.5", "lr x 0.25", "lr x 0.1"]
+    assert ("passes (missed)" in table[0]) == (0.01 <= tol) and "fails (caught)" in table[2]
+    assert f"{0.08:+.4f}" in table[1] and f"{tol:.4f}" in table[1]
+    # clean code that passes on the baseline's own seeds but drops on fresh ones fails the selftest
+    lines.clear()
+    result = gate_selftest.selftest(b, ["ws"], [0, 1, 2, 3], "regress", tmp_path / "b",
+                                    runner=_selftest_runner(effects, "none", fresh_drop=0.3), log=lines.append)
+    assert result == (3, 3, False)
+    assert any("clean code on fresh seeds 100-103 FAILED the gate" in line for line in lines)
+    assert any("clean code on the gate's seeds 0-3 passed the gate" in line for line in lines)
+    # fresh seeds must be new to the baseline
+    with pytest.raises(HarnessError, match="overlap the gate's seeds"):
+        gate_selftest.selftest(b, ["ws"], [0, 1, 2, 3], "regress", tmp_path / "c", runner=_selftest_runner({}, "none"),
+                               log=lines.append, fresh_start=2)
 
 
 def test_lr_fault_is_an_override_of_the_presets_lr():

@@ -35,6 +35,10 @@ def test_smoke_run_writes_a_complete_run_directory(tmp_path, env_data):
     tau = metrics["metrics"]["kendall_tau"]  # the run's tau is Kendall's of its own predictions (NaN fails)
     assert math.isfinite(tau) and tau == pytest.approx(predictions["estimate"].corr(predictions["ground_truth"], method="kendall"))
     assert metrics["ground_truth_column"] == "cifar10_test" and metrics["bn_mode"] == "batch"
+    # The scored/probe split is recorded in the config and the result.
+    assert read_json(run / "config.json")["config"]["eval"]["split_seed"] == 0
+    assert metrics["arch_split"]["seed"] == 0 and metrics["arch_split"]["rule"] == "nb201 strict isomorphism"
+    assert metrics["arch_split"]["scored_half_classes"] + metrics["arch_split"]["probe_half_classes"] == 4930
     env = read_json(run / "env.json")
     assert any(path.endswith("nb201_accuracy.csv") for path in env["data_files"])
     assert env["packages"]["torch"].startswith("2.13.0")
@@ -121,6 +125,8 @@ def _cli_error(capsys, args):
         (["--strategy", "ws", "--set", "train.lr=-1"], "train.lr=-1 must be > 0"),
         (["--strategy", "ws", "--set", "shape.bn_mode=frozen"], "unknown bn_mode 'frozen'"),
         (["--strategy", "ws", "--set", "eval.ground_truth=cifar10_valid"], "unknown eval.ground_truth 'cifar10_valid'"),
+        (["--strategy", "ws", "--set", "eval.num_archs=3000"], "eval.num_archs=3000 exceeds the scored half (2465 function classes"),
+        (["--strategy", "ws", "--set", "eval.split_seed=-1"], "eval.split_seed=-1 must be >= 0"),
     ],
 )
 def test_bad_input_is_one_line(capsys, tmp_path, env_data, args, fragment):

@@ -264,3 +264,21 @@ def test_read_run_tolerates_an_empty_directory(tmp_path):
     (tmp_path / "r" / "config.json").write_text("[]")
     row = read_run(tmp_path / "r")
     assert row["state"] == "unknown" and row["strategy"] is None
+
+
+def test_runs_estimating_on_test_images_are_flagged(tmp_path):
+    root = tmp_path / "runs"
+    write_run(root, "ws", 0, 0.40)  # mini: 2,000 held-out training-split images
+    write_run(root, "ws", 1, 0.45, overrides=("data.holdout_images=1000", "data.holdout_test=true", "data.eval_images=2017"),
+              config=expected_config(RunSpec("ws", "ws", "mini", (1,), ("data.holdout_images=1000", "data.holdout_test=true",
+                                                                         "data.eval_images=2017"))),
+              metrics={"data": {"holdout_test_images": 1017}})
+    runs = collect(root)
+    by_seed = {int(r.seed): r for r in runs.itertuples()}
+    assert (by_seed[0].estimation_images, by_seed[0].estimates_on_test) == ("2000 train", False)
+    assert (by_seed[1].estimation_images, by_seed[1].estimates_on_test) == ("1000 train + 1017 test", True)
+    shown = display(aggregate(runs))
+    assert sorted(shown["estimation images"]) == ["1000 train + 1017 test (TEST)", "2000 train"]
+    paths = write_tables(runs, tmp_path / "out")
+    assert "Rows marked (TEST) estimate on official test images" in paths["markdown"].read_text()
+    assert "estimates_on_test" in pd.read_csv(paths["csv"]).columns

@@ -123,7 +123,8 @@ class Rebaseline:
 
 @COMMANDS.register("regress-selftest")
 class RegressSelftest:
-    help = "plant known regressions (test-only faults, no source edits) and show the gate fails each and passes clean code"
+    help = ("plant known regressions (test-only faults, no source edits) and show the gate fails each and passes clean code "
+            "on its own seeds and on fresh ones; graded learning-rate faults give its detection curve")
 
     @staticmethod
     def add_arguments(parser) -> None:
@@ -131,6 +132,9 @@ class RegressSelftest:
         from harness.gate.selftest import FAULTS
         parser.add_argument("--faults", nargs="+", default=None, help=f"subset of: {', '.join(FAULTS)} (default all)")
         parser.add_argument("--jobs", type=int, default=2, help="runs in parallel, one process and one thread each (default 2)")
+        from harness.gate.selftest import FRESH_SEED_START
+        parser.add_argument("--fresh-seed-start", type=int, default=FRESH_SEED_START,
+                            help=f"clean code also runs on K seeds from here, new to the baseline (default {FRESH_SEED_START})")
 
     @staticmethod
     def run(args) -> int:
@@ -141,6 +145,7 @@ class RegressSelftest:
         strategies = args.strategies or regression.fixed_set()
         seeds = regression.seed_list(args.seeds)
         caught, planted, clean_ok = _with_runs_dir(
-            args, lambda d: selftest(baseline, strategies, seeds, args.preset, d, args.data_dir, args.jobs, args.faults))
+            args, lambda d: selftest(baseline, strategies, seeds, args.preset, d, args.data_dir, args.jobs, args.faults,
+                                     fresh_start=args.fresh_seed_start))
         print(f"selftest: caught {caught}/{planted} planted regressions; clean code {'passed' if clean_ok else 'FAILED'}")
         return 0 if clean_ok and caught == planted and planted > 0 else 1

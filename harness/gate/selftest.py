@@ -1,5 +1,9 @@
 """`make regress-selftest`: plant known regressions and show that the gate fails each and passes clean code.
 
+Clean code is run twice: on the gate's own seeds (what `make regress` runs: the baseline's seeds, so a
+deterministic rerun drops by exactly 0) and on fresh seeds the baseline never saw (FRESH_SEED_START on), where
+the seed-to-seed noise the tolerance is meant for is really present. Both must pass.
+
 Test-only registry of planted faults. None edits a source file: each is a config override, or a patch
 applied by monkeypatching inside the worker process that runs the affected runs (spawned here, so a
 patch never leaks into a clean run), and undone afterwards. The faults:
@@ -10,6 +14,9 @@ patch never leaks into a clean run), and undone afterwards. The faults:
                    statistics the supernet was trained with: the wrong BN mode at estimation;
 * lr_tenth      -- train.lr x 0.1 (a config override);
 * no_projection -- dinas's projection step does nothing (dinas degenerates to ws).
+
+Graded regressions (lr_half, lr_quarter, with lr_tenth) scale the learning rate by 0.5, 0.25 and 0.1: they
+are not required to be caught; their results form the gate's detection curve (docs/noise.md).
 
 Each fault runs only its target strategies on the gate's seeds; the other gated strategies keep their
 clean outcomes, so the gate sees exactly one thing changed, as a real regression would.
@@ -94,6 +101,8 @@ class Fault:
     targets: tuple[str, ...]
     patch: Callable[[], ContextManager] | None = None
     lr_factor: float | None = None
+    # Graded: a point of the detection curve only, not a regression the gate must catch.
+    graded: bool = False
 
     def overrides(self, preset: str) -> tuple[str, ...]:
         if self.lr_factor is None:
@@ -109,7 +118,20 @@ FAULTS = {f.name: f for f in (
     Fault("bn_running", "estimation with running BN statistics instead of batch statistics", ("ws",), _bn_running),
     Fault("lr_tenth", "learning rate x 0.1", ("ws",), lr_factor=0.1),
     Fault("no_projection", "dinas with its projection disabled", ("dinas",), _no_projection),
+    Fault("lr_half", "learning rate x 0.5", ("ws",), lr_factor=0.5, graded=True),
+    Fault("lr_quarter", "learning rate x 0.25", ("ws",), lr_factor=0.25, graded=True),
 )}
+# Clean code also runs on seeds FRESH_SEED_START, FRESH_SEED_START + 1, ... (as many as the gate's seeds).
+FRESH_SEED_START = 100
+
+
+def fresh_seeds(seeds: Sequence[int], start: int = FRESH_SEED_START) -> list[int]:
+    if start < 0:
+        raise HarnessError(f"--fresh-seed-start {start} must be >= 0")
+    fresh = list(range(start, start + len(seeds)))
+    if set(fresh) & set(seeds):
+        raise HarnessError(f"fresh seeds {fresh[0]}..{fresh[-1]} overlap the gate's seeds {list(seeds)}: they must be new to the baseline")
+    return fresh
 
 
 def run_cell_here(cell: Cell, runs_dir: str, data_dir: str | None, fault: str | None) -> CellResult:
@@ -153,42 +175,100 @@ def gate_failures(baseline: regression.Baseline, outcomes: Sequence[Outcome], pr
     return failures + regression.identical_strategies(outcomes)
 
 
+@dataclass(frozen=True)
+class CurvePoint:
+    """One graded regression on one strategy: its mean tau, the drop from the baseline mean, and the verdict."""
+    fault: str
+    lr_factor: float
+    strategy: str
+    mean_tau: float
+    drop: float
+    tolerance: float
+    caught: bool
+
+
+def detection_curve(baseline: regression.Baseline, points: Sequence[tuple[Fault, list[Outcome], bool]]) -> list[CurvePoint]:
+    """(fault, its outcomes, whether the gate failed) of the learning-rate faults, strongest last."""
+    curve = []
+    for fault, changed, caught in sorted(points, key=lambda p: -(p[0].lr_factor or 0.0)):
+        for name in dict.fromkeys(o.strategy for o in changed):
+            taus = [o.tau for o in changed if o.strategy == name and o.tau is not None]
+            base = baseline.strategies.get(name)
+            if not taus or base is None:
+                continue
+            mean = float(sum(taus) / len(taus))
+            curve.append(CurvePoint(fault.name, float(fault.lr_factor), name, mean, base.mean - mean,
+                                    regression.tolerance(base, len(taus), baseline.false_alarm), caught))
+    return curve
+
+
+def curve_table(curve: Sequence[CurvePoint], seeds: Sequence[int]) -> list[str]:
+    """The detection curve as markdown lines (pasted into the gate docs)."""
+    lines = [f"| regression ({len(seeds)} gate seeds) | strategy | mean tau | drop | allowed drop | gate |",
+             "|---|---|---|---|---|---|"]
+    lines += [f"| lr x {p.lr_factor:g} | {p.strategy} | {p.mean_tau:.4f} | {p.drop:+.4f} | {p.tolerance:.4f} | "
+              f"{'fails (caught)' if p.caught else 'passes (missed)'} |" for p in curve]
+    return lines
+
+
 def selftest(baseline: regression.Baseline, strategies: Sequence[str], seeds: Sequence[int], preset: str, runs_dir: Path,
              data_dir: str | None = None, workers: int = 2, faults: Sequence[str] | None = None,
-             runner: Callable[..., list[CellResult]] = run_jobs, log: Callable[[str], None] = print) -> tuple[int, int, bool]:
-    """(caught, planted, clean_passed). Every run goes through one pool so the runs of all faults overlap."""
+             runner: Callable[..., list[CellResult]] = run_jobs, log: Callable[[str], None] = print,
+             fresh_start: int = FRESH_SEED_START) -> tuple[int, int, bool]:
+    """(caught, planted, clean_passed): planted counts the regressions that must be caught (graded ones are
+    reported in the detection curve only); clean_passed needs clean code to pass on the gate's seeds and on
+    fresh ones. Every run goes through one pool so the runs of all faults overlap."""
     names = list(faults or FAULTS)
     unknown = [n for n in names if n not in FAULTS]
     if unknown:
         raise HarnessError(f"unknown planted faults {unknown}; accepted: {', '.join(FAULTS)}")
-    planted = [FAULTS[n] for n in names if any(t in strategies for t in FAULTS[n].targets)]
-    skipped = [n for n in names if FAULTS[n] not in planted]
-    for n in skipped:
-        log(f"selftest: {n} skipped: its targets {FAULTS[n].targets} are not gated here")
+    fresh = fresh_seeds(seeds, fresh_start)
+    applicable = [FAULTS[n] for n in names if any(t in strategies for t in FAULTS[n].targets)]
+    for n in names:
+        if FAULTS[n] not in applicable:
+            log(f"selftest: {n} skipped: its targets {FAULTS[n].targets} are not gated here")
     jobs = [(c, None) for c in regression.cells(strategies, seeds, preset)]
-    for fault in planted:
+    jobs += [(c, None) for c in regression.cells(strategies, fresh, preset)]
+    for fault in applicable:
         targets = [t for t in fault.targets if t in strategies]
         jobs += [(c, fault.name) for c in regression.cells(targets, seeds, preset, fault.overrides(preset))]
     results = runner(jobs, Path(runs_dir), data_dir, workers)
     by_fault: dict[str | None, list[Outcome]] = {}
     for (cell, fault), result in zip(jobs, results):
         by_fault.setdefault(fault, []).append(regression.outcome(result))
-    clean = by_fault.get(None, [])
-    clean_failures = gate_failures(baseline, clean, preset)
-    for line in clean_failures:
-        log(f"selftest: clean code FAILED the gate: {line}")
-    if not clean_failures:
-        log("selftest: clean code passed the gate")
-    caught = 0
-    for fault in planted:
+    clean = [o for o in by_fault.get(None, []) if o.seed in seeds]
+    clean_fresh = [o for o in by_fault.get(None, []) if o.seed in fresh]
+    clean_ok = True
+    for label, outcomes in ((f"the gate's seeds {_span(seeds)}", clean), (f"fresh seeds {_span(fresh)}", clean_fresh)):
+        failures = gate_failures(baseline, outcomes, preset)
+        for line in failures:
+            log(f"selftest: clean code on {label} FAILED the gate: {line}")
+        if not failures:
+            _f, notes = regression.check(baseline, outcomes, preset)
+            log(f"selftest: clean code on {label} passed the gate -- " + " | ".join(notes))
+        clean_ok = clean_ok and not failures
+    caught, graded = 0, []
+    for fault in applicable:
         changed = by_fault.get(fault.name, [])
         targets = {o.strategy for o in changed}
         mixed = [o for o in clean if o.strategy not in targets] + changed
         failures = gate_failures(baseline, mixed, preset)
+        kind = "graded regression" if fault.graded else "planted regression"
         if failures:
-            caught += 1
-            log(f"selftest: {fault.name} ({fault.description}): caught -- {failures[0]}")
+            caught += 0 if fault.graded else 1
+            log(f"selftest: {fault.name} ({fault.description}, {kind}): caught -- {failures[0]}")
         else:
             _f, notes = regression.check(baseline, mixed, preset)
-            log(f"selftest: {fault.name} ({fault.description}): NOT caught -- " + " | ".join(notes))
-    return caught, len(planted), not clean_failures
+            log(f"selftest: {fault.name} ({fault.description}, {kind}): NOT caught -- " + " | ".join(notes))
+        if fault.lr_factor is not None:
+            graded.append((fault, changed, bool(failures)))
+    if graded:
+        log("selftest: detection curve (learning-rate regressions on the gate's seeds):")
+        for line in curve_table(detection_curve(baseline, graded), seeds):
+            log(f"selftest: {line}")
+    return caught, sum(not f.graded for f in applicable), clean_ok
+
+
+def _span(seeds: Sequence[int]) -> str:
+    seeds = sorted(seeds)
+    return f"{seeds[0]}-{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) and len(seeds) > 1 else ",".join(map(str, seeds))

@@ -35,7 +35,7 @@ RUN_FILES = ("config.json", "status.json", "metrics.json")
 COLUMNS = (
     "run", "path", "state", "error", "strategy", "space", "preset", "seed", "overrides", "config_digest", "identity",
     "ground_truth_column", "estimator", "bn_mode", "git_commit", "total_steps", "steps_per_epoch", "train_seconds", "wall_seconds", "step",
-    "has_predictions", *METRIC_KEYS,
+    "has_predictions", "estimation_images", "estimates_on_test", *METRIC_KEYS,
 )
 
 
@@ -77,6 +77,20 @@ def _lock_held(path: Path) -> bool | None:
         return None
 
 
+def estimation_images(data: dict, recorded: dict | None = None) -> tuple[str, bool | None]:
+    """('2000 train' | '1000 train + 1017 test', whether any official test image was estimated on) from a
+    run's data config; the run's own record of the test images it held out (metrics.json -> data) wins."""
+    if not data:
+        return "?", None
+    defaults = {"holdout_images": 1000, "holdout_test": False, "eval_images": 1000}  # DataConfig's, for lean records
+    held, eval_images = (int(data.get(k, defaults[k])) for k in ("holdout_images", "eval_images"))
+    train = min(held, eval_images)
+    test = eval_images - train if data.get("holdout_test", defaults["holdout_test"]) else 0
+    if recorded and isinstance(recorded.get("holdout_test_images"), int):
+        test = min(test, recorded["holdout_test_images"])
+    return (f"{train} train + {test} test" if test else f"{train} train"), test > 0
+
+
 def is_run_dir(path: Path) -> bool:
     return path.is_dir() and any((path / name).exists() for name in RUN_FILES)
 
@@ -94,6 +108,8 @@ def read_run(path: Path) -> dict:
     shape = cfg.get("shape", {}) if isinstance(cfg.get("shape"), dict) else {}
     eval_cfg = cfg.get("eval", {}) if isinstance(cfg.get("eval"), dict) else {}
     seed = metrics.get("seed", config.get("seed"))
+    data_cfg = cfg.get("data", {}) if isinstance(cfg.get("data"), dict) else {}
+    images, on_test = estimation_images(data_cfg, metrics.get("data") if isinstance(metrics.get("data"), dict) else None)
     row: dict[str, Any] = {
         "run": path.name,
         "path": str(path),
@@ -118,6 +134,8 @@ def read_run(path: Path) -> dict:
         "wall_seconds": _number(metrics.get("wall_seconds")),
         "step": _number(status.get("step")),
         "has_predictions": (path / "predictions.csv").is_file(),
+        "estimation_images": images,
+        "estimates_on_test": on_test,
     }
     for key in METRIC_KEYS:
         row[key] = _number(results.get(key))

@@ -65,6 +65,8 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
             row[f"{column}_std"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
         row["ground_truth_column"] = _unique(group["ground_truth_column"])
         row["bn_mode"] = _unique(group["bn_mode"])
+        row["estimation_images"] = _unique(group["estimation_images"]) if "estimation_images" in group else "?"
+        row["estimates_on_test"] = bool(group["estimates_on_test"].fillna(False).astype(bool).any()) if "estimates_on_test" in group else False
         row["git_commit"] = _unique(str(c)[:7] for c in group["git_commit"] if isinstance(c, str))
         row["training_free"] = is_training_free(row["strategy"], float(group["total_steps"].max()))
         rows.append(row)
@@ -136,6 +138,9 @@ def display(table: pd.DataFrame) -> pd.DataFrame:
     out["ground truth"] = table["ground_truth_column"]
     out["estimator"] = table["estimator"]
     out["BN"] = table["bn_mode"]
+    flagged = table["estimates_on_test"] if "estimates_on_test" in table else pd.Series(False, index=table.index)
+    images = table["estimation_images"] if "estimation_images" in table else pd.Series("?", index=table.index)
+    out["estimation images"] = [f"{i} (TEST)" if f else str(i) for i, f in zip(images, flagged)]
     out["commit"] = table["git_commit"].replace("", "-")
     out["remark"] = table["remark"]
     return out.reset_index(drop=True)
@@ -197,6 +202,9 @@ def write_tables(runs: pd.DataFrame, out: Path, registered: list[str] | None = N
     parts.append(f"mean ± std over seeds (sample std, n-1): a spread, not an interval; n = seeds (which). "
                  f"Remarks flag a weight-sharing strategy whose mean tau is below `{BASELINE}` (parameter count) on the same "
                  f"preset, without a test. For 95% intervals and paired differences between strategies: `python -m harness compare`.")
+    if len(table) and "estimates_on_test" in table and table["estimates_on_test"].any():
+        parts += ["", "Rows marked (TEST) estimate on official test images (data.holdout_test=true): for a *_test ground-truth "
+                      "column those are the very images that judge the ranking, a protocol the papers do not use."]
     if registered is not None:
         ran = set(table["strategy"]) if len(table) else set()
         missing = [s for s in registered if s not in ran]
