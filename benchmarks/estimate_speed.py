@@ -19,7 +19,7 @@ import time
 import numpy as np
 import torch
 
-from harness.scoring.archsets import disjoint_archs, scored_archs
+from harness.scoring.archsets import probe_archs, scored_archs
 from harness.config import resolve
 from harness.data.paths import data_root
 from harness.data.tensors import DeviceData
@@ -53,9 +53,9 @@ def main(argv: list[str] | None = None) -> float:
     data = DeviceData(cfg.data, device, root=root)
     gt = load_ground_truth(root=root)
     space = SPACES.get("nb201")()
-    archs = scored_archs(space, gt, cfg.eval.num_archs, cfg.eval.arch_seed)
+    archs = scored_archs(space, gt, cfg.eval.num_archs, cfg.eval.arch_seed, cfg.eval.split_seed)
     if cfg.eval.probe_archs:
-        archs = archs + disjoint_archs(space, gt, cfg.eval.probe_archs, cfg.eval.probe_seed, archs, what="eval.probe_archs")
+        archs = archs + probe_archs(space, gt, cfg.eval.probe_archs, cfg.eval.probe_seed, cfg.eval.split_seed)
     sample = sorted(np.random.default_rng(11).choice(len(archs), size=min(args.sample, len(archs)), replace=False).tolist())
     shape = space.shape(num_classes=data.num_classes, **vars(cfg.shape))
     torch.manual_seed(0)

@@ -68,13 +68,16 @@ class TrainConfig:
 class EvalConfig:
     num_archs: int = 500  # 0 = the whole space
     arch_seed: int = 0  # which architectures are scored; fixed across strategies and seeds for comparability
+    # Splits the space once into a scored half and a probe half of whole function classes (harness/scoring/
+    # archsets.py): scored architectures are drawn from the first, probes from the second.
+    split_seed: int = 0
     ground_truth: str = "cifar10_test"
     bootstrap: int = 1000
     # What a supernet's score of an architecture is: held-out accuracy, or minus the held-out cross-entropy.
     # Loss is continuous, so estimates on two disjoint image halves agree far better (see README).
     estimate_by: str = "accuracy"
-    # Architectures scored besides the scored set, disjoint from it up to isomorphism (metrics.json ->
-    # probe_metrics): any setting is chosen on these, never on the scored set's ground truth.
+    # Architectures scored besides the scored set, drawn from the probe half (metrics.json -> probe_metrics):
+    # any setting is chosen on these, never on the scored set's ground truth.
     probe_archs: int = 0
     probe_seed: int = 1
     # Estimates are computed and checkpointed this many architectures at a time, so a run killed while
@@ -105,7 +108,7 @@ class EvalConfig:
             raise HarnessError(f"eval.num_archs={self.num_archs!r} must be 0 (all) or at least 2")
         if self.bootstrap < 1:
             raise HarnessError(f"eval.bootstrap={self.bootstrap!r} must be >= 1 (resamples for the confidence interval)")
-        for name in ("arch_seed", "probe_seed"):
+        for name in ("arch_seed", "probe_seed", "split_seed"):
             if getattr(self, name) < 0:
                 raise HarnessError(f"eval.{name}={getattr(self, name)!r} must be >= 0")
         if self.chunk_archs < 1:

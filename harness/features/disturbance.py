@@ -137,7 +137,7 @@ class DisturbanceProbe:
     def __init__(self, options: DisturbanceOptions, ctx: StrategyContext, gt: GroundTruth, eval_config: EvalConfig):
         self.options = options
         self.column = eval_config.ground_truth
-        excluded = scored_archs(ctx.space, gt, eval_config.num_archs, eval_config.arch_seed)
+        excluded = scored_archs(ctx.space, gt, eval_config.num_archs, eval_config.arch_seed, eval_config.split_seed)
         self.probes = probe_archs(ctx.space, gt, options.num_probes, options.probe_seed, excluded)
         self.truth = dict(zip((str(a) for a in self.probes), gt.values(self.probes, self.column).tolist()))
         total = ctx.total_steps

@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 
 from harness.training import engine
-from harness.scoring.archsets import disjoint_archs, scored_archs
+from harness.scoring.archsets import arch_split, check_counts, probe_archs, scored_archs
 from harness.config import Config, build_options, check_strategy_overrides, resolve
 from harness.data.paths import data_root
 from harness.data.tensors import DeviceData
@@ -222,6 +222,7 @@ def bench(req: BenchRequest) -> dict:
     # Load everything that can fail on bad input before writing anything.
     root = data_root(req.data_dir)
     gt = space.load_ground_truth(root, cfg.eval.ground_truth)
+    check_counts(space, gt, cfg.eval.num_archs, cfg.eval.probe_archs, cfg.eval.split_seed)
     torch.manual_seed(req.seed)
     data = DeviceData(cfg.data, device, root=root)
     identity = run_identity(req, cfg, p.options, data.files + [gt.path], root, device)
@@ -307,8 +308,8 @@ def _execute(p: Plan, gt: GroundTruth, data: DeviceData, identity: dict, strateg
             train_seconds = elapsed_before + time.time() - started
 
             progress["phase"] = "estimation"
-            archs = scored_archs(space, gt, cfg.eval.num_archs, cfg.eval.arch_seed)
-            probes = probe_set(space, gt, cfg.eval, archs)
+            archs = scored_archs(space, gt, cfg.eval.num_archs, cfg.eval.arch_seed, cfg.eval.split_seed)
+            probes = probe_set(space, gt, cfg.eval)
             extra = proxy_truth_extra(space, p.proxy_truth, archs + probes)
             # Scored, probe and proxy-truth architectures go through the same chunked, checkpointed path.
             averager = next((h for h in hooks if isinstance(h, WeightAverage)), None)
@@ -330,6 +331,8 @@ def _execute(p: Plan, gt: GroundTruth, data: DeviceData, identity: dict, strateg
                     space, gt, cfg, p.proxy_truth, archs + extra, np.concatenate([estimates["score"], extra_estimates["score"]]), req.seed)
             elif p.proxy_truth_note:
                 metrics["truth_decomposition_note"] = p.proxy_truth_note
+            if cfg.eval.num_archs:
+                metrics["arch_split"] = arch_split(space, gt, cfg.eval.split_seed).describe()
             metrics["identity_digest"] = identity["digest"]
             metrics["threads"] = torch.get_num_threads()
             metrics["dataset"] = cfg.data.dataset
@@ -450,12 +453,10 @@ def _score(req, cfg, space, gt, archs, estimates, strategy, data, train_seconds,
     }
 
 
-def probe_set(space, gt: GroundTruth, eval_cfg, scored: list) -> list:
-    """eval.probe_archs architectures disjoint (up to isomorphism) from the scored set: settings are chosen on
-    their ground truth, never on the scored set's."""
-    if eval_cfg.probe_archs == 0:
-        return []
-    return disjoint_archs(space, gt, eval_cfg.probe_archs, eval_cfg.probe_seed, scored, what="eval.probe_archs")
+def probe_set(space, gt: GroundTruth, eval_cfg) -> list:
+    """eval.probe_archs architectures from the probe half, so none computes the same function as a scored one:
+    settings are chosen on their ground truth, never on the scored set's."""
+    return probe_archs(space, gt, eval_cfg.probe_archs, eval_cfg.probe_seed, eval_cfg.split_seed)
 
 
 def proxy_truth_extra(space, proxy, estimated: list) -> list:
@@ -486,6 +487,7 @@ def _probe_report(cfg, space, gt, probes, estimates, seed: int) -> dict:
     truth = gt.values(probes, cfg.eval.ground_truth)
     report = ranking_report(score, truth, gt.best(cfg.eval.ground_truth), [space.canonical_form(a) for a in probes], 0, seed)
     report["probe_seed"] = cfg.eval.probe_seed
+    report["split_seed"] = cfg.eval.split_seed
     return report
 
 

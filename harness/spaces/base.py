@@ -38,6 +38,14 @@ class SearchSpace(ABC):
     def canonical_form(self, arch: Any) -> str:
         """Equal for architectures that compute the same function."""
 
+    # The rule `function_class` applies (recorded with the scored/probe split).
+    function_rule: str = "canonical form"
+
+    def function_class(self, arch: Any) -> str:
+        """Equal exactly when the space's finest rule proves two architectures compute the same function; the
+        scored/probe split keeps each class whole. Defaults to the canonical form."""
+        return self.canonical_form(arch)
+
     # Network shape at the benchmark's own scale (what `describe` reports by default); keys of shape().
     official_shape: dict = {}
 

@@ -83,7 +83,7 @@ def truth_archs(space, gt, eval_cfg, count: int | None) -> list:
     table contains every smaller one). Drawn from the scored side only: probes never meet the proxy truth."""
     from harness.scoring.archsets import scored_archs
 
-    scored = scored_archs(space, gt, eval_cfg.num_archs, eval_cfg.arch_seed)
+    scored = scored_archs(space, gt, eval_cfg.num_archs, eval_cfg.arch_seed, eval_cfg.split_seed)
     if count is None:
         count = len(scored)
     if count < 2 or count > len(scored):
@@ -325,7 +325,8 @@ def write_table(p: TruthPlan, table: pd.DataFrame, records: list[dict]) -> None:
         "overrides": list(p.overrides),
         "identity": p.identity,
         "selection": {
-            "rule": f"the preset's scored set (eval.num_archs={p.cfg.eval.num_archs}, eval.arch_seed={p.cfg.eval.arch_seed}) "
+            "rule": f"the preset's scored set (eval.num_archs={p.cfg.eval.num_archs}, eval.arch_seed={p.cfg.eval.arch_seed}, "
+                    f"eval.split_seed={p.cfg.eval.split_seed}) "
                     f"permuted with numpy default_rng([{ORDER_SEED}, arch_seed]), first N",
             "archs": int(len(table)),
             "seeds_per_arch": {str(k): int(v) for k, v in table["seeds"].value_counts().sort_index().items()},

@@ -47,6 +47,8 @@ class NB101Space(SearchSpace):
     def canonical_form(self, arch: Cell) -> str:
         return arch.hash
 
+    function_rule = "nb101 graph hash"
+
     def ground_truth_dataset(self, column: str) -> str:
         return "cifar10"  # NB101's accuracies are all CIFAR-10 (validation and test)
 

@@ -42,6 +42,13 @@ class NB201Space(SearchSpace):
     def canonical_form(self, arch: Arch) -> str:
         return canonical_form(arch, "nb201")
 
+    # `strict` merges every cell the `nb201` string rule merges and more (x + 0 = x), so a split on it never
+    # puts two cells computing the same function into different halves.
+    function_rule = "nb201 strict isomorphism"
+
+    def function_class(self, arch: Arch) -> str:
+        return canonical_form(arch, "strict")
+
     official_shape = {"channels": 16, "cells_per_stage": 5, "num_classes": 10}
 
     def load_ground_truth(self, root=None, column: str | None = None):
