@@ -39,6 +39,9 @@ class Compare:
         parser.add_argument("--estimator", default=None, metavar="NAME",
                             help="compare by this estimator (e.g. final-accuracy, ema-loss-flip) of runs made with "
                                  "eval.all_estimators=true, which this adds to every variant: estimators paired on one training")
+        parser.add_argument("--truth", choices=("benchmark", "proxy"), default="benchmark",
+                            help="rank against the benchmark's ground truth (default), or against the preset's proxy truth "
+                                 "(results/truth/<space>-<preset>.csv: the weight-sharing error alone)")
         parser.add_argument("--arch-bootstrap", type=int, default=1000, help="architecture bootstrap resamples per seed (default 1000)")
 
     @staticmethod
@@ -69,10 +72,11 @@ class Compare:
         out = args.out or TABLES_DIR / re.sub(r"[^A-Za-z0-9_.+-]", "-", f"compare-{labels}-{args.preset}-s{args.seeds}")
         cells = make_cells(variants, seeds, args.preset, args.space, args.overrides)
         results = run_cells(cells, args.runs_dir, address=args.address, data_dir=args.data_dir)
-        rows = read_results(results, cell_labels(variants, seeds), args.estimator)
+        rows = read_results(results, cell_labels(variants, seeds), args.estimator, args.truth)
         title = f"{', '.join(v.label for v in variants)} on {args.preset}, seeds {','.join(map(str, seeds))}"
         if args.estimator:
             title += f", estimator {args.estimator}"
+        title += f", against the {'benchmark' if args.truth == 'benchmark' else 'proxy'} truth"
         if args.overrides:
             title += f" (all with {' '.join(args.overrides)})"
         text, paths = write_report(rows, variants, reference, out, title, args.bootstrap, args.arch_bootstrap)

@@ -41,6 +41,7 @@ from harness.training.weight_average import WeightAverage
 
 RUNS_DIR = Path("results/runs")
 ESTIMATES_FILE = "estimates.npz"
+TRUTH_PREDICTIONS_FILE = "truth_predictions.csv"  # the proxy truth's architectures: estimate, benchmark and proxy truth
 
 
 @dataclass
@@ -328,7 +329,8 @@ def _execute(p: Plan, gt: GroundTruth, data: DeviceData, identity: dict, strateg
                     metrics["probe_estimators"] = estimator_reports(space, gt, cfg.eval, probes, probe_estimates, req.seed)
             if p.proxy_truth is not None:
                 metrics["truth_decomposition"] = truth_decomposition(
-                    space, gt, cfg, p.proxy_truth, archs + extra, np.concatenate([estimates["score"], extra_estimates["score"]]), req.seed)
+                    space, gt, cfg, p.proxy_truth, archs + extra, np.concatenate([estimates["score"], extra_estimates["score"]]), req.seed,
+                    run_dir / TRUTH_PREDICTIONS_FILE)
             elif p.proxy_truth_note:
                 metrics["truth_decomposition_note"] = p.proxy_truth_note
             if cfg.eval.num_archs:
@@ -467,14 +469,20 @@ def proxy_truth_extra(space, proxy, estimated: list) -> list:
     return [space.parse(a) for a in proxy.table["arch"] if a not in have]
 
 
-def truth_decomposition(space, gt, cfg, proxy, archs: list, scores: np.ndarray, seed: int) -> dict:
-    """The three taus of the error decomposition on the proxy truth's architectures (in its table's order)."""
-    from harness.scoring.proxytruth import report
+def truth_decomposition(space, gt, cfg, proxy, archs: list, scores: np.ndarray, seed: int, path: Path) -> dict:
+    """The three taus of the error decomposition on the proxy truth's architectures (in its table's order);
+    writes their estimates and both truths to `path`."""
+    from harness.scoring.proxytruth import PROXY_COLUMN, report
 
     row = {str(a): i for i, a in enumerate(archs)}
     chosen = [space.parse(a) for a in proxy.table["arch"]]
     estimate = np.asarray(scores, dtype=np.float64)[[row[str(a)] for a in chosen]]
-    return report(proxy, chosen, estimate, gt.values(chosen, cfg.eval.ground_truth), cfg.eval.bootstrap, seed)
+    benchmark = gt.values(chosen, cfg.eval.ground_truth)
+    frame = pd.DataFrame({"index": [gt.index_of(a) for a in chosen], "arch": [str(a) for a in chosen], "estimate": estimate,
+                          "ground_truth": benchmark, "proxy_truth": proxy.values(chosen), "proxy_truth_table": proxy.name,
+                          "proxy_truth_column": PROXY_COLUMN})
+    atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False, float_format="%.10g"))
+    return report(proxy, chosen, estimate, benchmark, cfg.eval.bootstrap, seed)
 
 
 def _split_rows(estimates: dict[str, Any], count: int) -> tuple[dict, dict]:
