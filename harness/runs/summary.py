@@ -3,7 +3,7 @@ from __future__ import annotations
 
 
 def _fmt(value, digits: int = 3) -> str:
-    if value is None:
+    if value is None or (isinstance(value, float) and value != value):  # nan: undefined on this set
         return "n/a"
     if isinstance(value, float):
         return f"{value:.{digits}f}"
