@@ -189,7 +189,7 @@ def compare(strategies: Sequence[str] | str = (), variants: Sequence[str] | Mapp
             preset: str = "mini", space: str = "nb201", reference: str | None = None,
             overrides: Mapping[str, Any] | Iterable[str] | None = None, plugins: Sequence[str] | str = (),
             runs_dir: str | Path = RUNS_DIR, out: str | Path | None = None, data_dir: str | None = None,
-            address: str | None = None, arch_bootstrap: int = 1000,
+            address: str | None = None, arch_bootstrap: int = 1000, truth: str = "benchmark",
             estimator: str | None = None) -> CompareResult:
     """Runs what is missing and compares the variants on the same seeds (the `compare` verb). `variants`:
     'LABEL=STRATEGY[:SECTION.KEY=VALUE...]' texts, or {LABEL: 'STRATEGY[:SECTION.KEY=VALUE...]'}."""
@@ -211,6 +211,8 @@ def compare(strategies: Sequence[str] | str = (), variants: Sequence[str] | Mapp
         raise HarnessError(f"--reference {reference!r} is not among the variants {[v.label for v in chosen]}")
     if arch_bootstrap < 1:
         raise HarnessError(f"--arch-bootstrap={arch_bootstrap} must be >= 1")
+    if truth not in ("benchmark", "proxy"):
+        raise HarnessError(f"truth {truth!r} is not one of: benchmark, proxy")
     for v in chosen:  # every name and override is checked before any run starts
         cfg = resolve(preset, tuple(shared) + v.overrides, space=space)
         build_options(STRATEGIES.get(v.strategy).Options, cfg.strategy.get(v.strategy, {}), v.strategy)
@@ -227,10 +229,11 @@ def compare(strategies: Sequence[str] | str = (), variants: Sequence[str] | Mapp
     out = Path(out) if out is not None else TABLES_DIR / re.sub(r"[^A-Za-z0-9_.+-]", "-", f"compare-{labels}-{preset}-s{seeds_text}")
     cells = make_cells(chosen, seed_list, preset, space, shared)
     results = run_cells(cells, Path(runs_dir), address=address, data_dir=data_dir, plugins=plugin_names)
-    rows = read_results(results, cell_labels(chosen, seed_list), estimator)
+    rows = read_results(results, cell_labels(chosen, seed_list), estimator, truth)
     title = f"{', '.join(v.label for v in chosen)} on {preset}, seeds {','.join(map(str, seed_list))}"
     if estimator:
         title += f", estimator {estimator}"
+    title += f", against the {truth} truth"
     if shared:
         title += f" (all with {' '.join(shared)})"
     text, paths = write_report(rows, chosen, reference, out, title, arch_bootstrap)

@@ -35,6 +35,9 @@ class Compare:
         parser.add_argument("--estimator", default=None, metavar="NAME",
                             help="compare by this estimator (e.g. final-accuracy, ema-loss-flip) of runs made with "
                                  "eval.all_estimators=true, which this adds to every variant: estimators paired on one training")
+        parser.add_argument("--truth", choices=("benchmark", "proxy"), default="benchmark",
+                            help="rank against the benchmark's ground truth (default), or against the preset's proxy truth "
+                                 "(results/truth/<space>-<preset>.csv: the weight-sharing error alone)")
         parser.add_argument("--arch-bootstrap", type=int, default=1000, help="architecture bootstrap resamples per seed (default 1000)")
         add_plugin_argument(parser)
 
@@ -46,7 +49,7 @@ class Compare:
             strategies=args.strategies, variants=args.variants, seeds=args.seeds, preset=args.preset, space=args.space,
             reference=args.reference, overrides=args.overrides, plugins=args.plugins, runs_dir=args.runs_dir,
             out=args.out, data_dir=args.data_dir, address=args.address,
-            arch_bootstrap=args.arch_bootstrap, estimator=args.estimator,
+            arch_bootstrap=args.arch_bootstrap, estimator=args.estimator, truth=args.truth,
         )
         print(result.text)
         for path in result.paths.values():

@@ -30,12 +30,21 @@ METRIC_KEYS = (
     "regret",
     "predicted_best_truth",
     "optimum",
+    "sparse_kendall_tau",
+    "random_50_tau",
+)
+# metrics.json["truth_decomposition"][pair]["kendall_tau"] -> run-row column (NaN without a proxy truth).
+DECOMPOSITION_KEYS = (
+    ("estimate_vs_benchmark", "truth_tau_estimate_vs_benchmark"),
+    ("estimate_vs_proxy", "truth_tau_estimate_vs_proxy"),
+    ("proxy_vs_benchmark", "truth_tau_proxy_vs_benchmark"),
 )
 RUN_FILES = ("config.json", "status.json", "metrics.json")
 COLUMNS = (
     "run", "path", "state", "error", "strategy", "space", "preset", "seed", "overrides", "config_digest", "identity",
     "ground_truth_column", "estimator", "bn_mode", "git_commit", "total_steps", "steps_per_epoch", "train_seconds", "wall_seconds", "step",
-    "has_predictions", "estimation_images", "estimates_on_test", *METRIC_KEYS,
+    "has_predictions", "estimation_images", "estimates_on_test", *METRIC_KEYS, "proxy_truth", "truth_archs",
+    *(column for _pair, column in DECOMPOSITION_KEYS),
 )
 
 
@@ -139,6 +148,11 @@ def read_run(path: Path) -> dict:
     }
     for key in METRIC_KEYS:
         row[key] = _number(results.get(key))
+    decomposition = metrics.get("truth_decomposition") if isinstance(metrics.get("truth_decomposition"), dict) else {}
+    row["proxy_truth"] = decomposition.get("proxy_truth")
+    row["truth_archs"] = _number(decomposition.get("num_archs"))
+    for pair, column in DECOMPOSITION_KEYS:
+        row[column] = _number((decomposition.get(pair) or {}).get("kendall_tau"))
     return row
 
 

@@ -82,7 +82,11 @@ def cell_labels(variants: Sequence[Variant], seeds: Sequence[int]) -> list[str]:
     return [v.label for v in variants for _seed in seeds]
 
 
-def read_results(results: Sequence[CellResult], labels: Sequence[str] | None = None, estimator: str | None = None) -> pd.DataFrame:
+TRUTHS = ("benchmark", "proxy")
+
+
+def read_results(results: Sequence[CellResult], labels: Sequence[str] | None = None, estimator: str | None = None,
+                 truth: str = "benchmark") -> pd.DataFrame:
     """One row per cell: label, seed, state, error, run_dir and the METRICS of complete runs.
 
     estimator: take the metrics of that estimator from runs made with eval.all_estimators=true (and, within
@@ -91,7 +95,7 @@ def read_results(results: Sequence[CellResult], labels: Sequence[str] | None = N
     for i, r in enumerate(results):
         label = labels[i] if labels is not None else (r.cell.label or r.cell.strategy)
         row = {"label": label, "strategy": r.cell.strategy, "seed": r.cell.seed,
-               "state": r.state, "error": r.error, "run_dir": str(r.run_dir)}
+               "state": r.state, "error": r.error, "run_dir": str(r.run_dir), "truth": truth, "predictions_file": "predictions.csv"}
         metrics_path = Path(r.run_dir) / "metrics.json"
         if r.state == "complete" and metrics_path.is_file():
             record = read_json(metrics_path)
@@ -104,14 +108,34 @@ def read_results(results: Sequence[CellResult], labels: Sequence[str] | None = N
                     raise HarnessError(f"--estimator {estimator!r}: {r.run_dir} has no such estimator (accepted: "
                                        f"{', '.join(sorted(reports)) or 'none: made without eval.all_estimators=true'})")
                 metrics, row["estimator"], row["score_column"] = reports[estimator], estimator, f"score_{estimator}"
+            if truth == "proxy":
+                metrics, row["truth"], row["predictions_file"] = _proxy_metrics(record, r.run_dir, estimator)
             for key, _h, _d in METRICS:
                 value = metrics.get(key)
                 row[key] = math.nan if value is None else float(value)
         else:
             row["state"] = "failed" if r.state == "complete" else r.state
         rows.append(row)
-    return pd.DataFrame(rows, columns=["label", "strategy", "seed", "state", "error", "run_dir", "estimator", "score_column",
-                                       *(k for k, _h, _d in METRICS)])
+    return pd.DataFrame(rows, columns=["label", "strategy", "seed", "state", "error", "run_dir", "truth", "predictions_file",
+                                       "estimator", "score_column", *(k for k, _h, _d in METRICS)])
+
+
+def truth_name(rows: pd.DataFrame) -> str:
+    """`benchmark`, or `proxy:<table>`: what the taus of these rows were measured against."""
+    names = [str(t) for t in dict.fromkeys(rows["truth"].dropna())] if "truth" in rows else []
+    done = [str(t) for t in dict.fromkeys(rows.loc[rows["state"] == "complete", "truth"].dropna())] if "truth" in rows else []
+    return ",".join(done or names) or "benchmark"
+
+
+def _proxy_metrics(record: dict, run_dir, estimator: str | None) -> tuple[dict, str, str]:
+    """The estimate-vs-proxy-truth metrics of a run (the weight-sharing error), the truth's name, its predictions file."""
+    if estimator is not None:
+        raise HarnessError("--truth proxy compares the runs' own scores; it does not combine with --estimator")
+    decomposition = record.get("truth_decomposition")
+    if not decomposition:
+        raise HarnessError(f"--truth proxy: {run_dir} has no error decomposition ({record.get('truth_decomposition_note') or 'no proxy truth for its preset'}); "
+                           f"build one with `python -m harness truth build --preset {record.get('preset')}` and rerun, or use --truth benchmark")
+    return decomposition["estimate_vs_proxy"], f"proxy:{decomposition['proxy_truth']}", "truth_predictions.csv"
 
 
 def _done(rows: pd.DataFrame) -> pd.DataFrame:
@@ -143,6 +167,7 @@ def _pairs(rows: pd.DataFrame, label: str, reference: str) -> pd.DataFrame:
     return pd.DataFrame({"seed": seeds, "a_dir": [a.loc[s, "run_dir"] for s in seeds],
                          "b_dir": [b.loc[s, "run_dir"] for s in seeds],
                          "a_column": [a.loc[s, "score_column"] for s in seeds], "b_column": [b.loc[s, "score_column"] for s in seeds],
+                         "a_file": [a.loc[s, "predictions_file"] for s in seeds], "b_file": [b.loc[s, "predictions_file"] for s in seeds],
                          "a": [a.loc[s, "kendall_tau"] for s in seeds], "b": [b.loc[s, "kendall_tau"] for s in seeds]})
 
 
@@ -197,17 +222,20 @@ def paired(rows: pd.DataFrame, variants: Sequence[Variant], reference: str) -> p
     return pd.DataFrame(out)
 
 
-def _predictions(run_dir: str, column: str = "estimate") -> pd.DataFrame:
-    path = Path(run_dir) / "predictions.csv"
+def _predictions(run_dir: str, column: str = "estimate", file: str = "predictions.csv") -> pd.DataFrame:
+    path = Path(run_dir) / file
     if not path.is_file():
         raise HarnessError(f"{path} is missing; the run is not complete")
     column = column if isinstance(column, str) else "estimate"  # rows without a score column: the run's own score
+    if file != "predictions.csv":  # the proxy truth's architectures, ranked against the proxy truth
+        return pd.read_csv(path, usecols=["index", column, "proxy_truth"]).rename(columns={column: "estimate", "proxy_truth": "ground_truth"})
     return pd.read_csv(path, usecols=["index", column, "ground_truth"]).rename(columns={column: "estimate"})
 
 
 def _joined(pair) -> pd.DataFrame:
     """The two runs of one seed side by side, joined on the ground-truth index (estimate_a, estimate_b, ...)."""
-    a, b = _predictions(pair["a_dir"], pair["a_column"]), _predictions(pair["b_dir"], pair["b_column"])
+    a = _predictions(pair["a_dir"], pair["a_column"], pair["a_file"])
+    b = _predictions(pair["b_dir"], pair["b_column"], pair["b_file"])
     joined = a.merge(b, on="index", suffixes=("_a", "_b")).sort_values("index", kind="stable")
     if not (len(joined) == len(a) == len(b)):
         raise HarnessError(f"{pair['a_dir']} and {pair['b_dir']} scored different architectures "
@@ -364,6 +392,10 @@ def write_report(rows: pd.DataFrame, variants: Sequence[Variant], reference: str
     pairs = paired(rows, variants, reference)
     seeds = per_seed(rows, variants, reference, arch_resamples)
     v_show, p_show, s_show = show_variants(by_variant), show_paired(pairs), show_per_seed(seeds)
+    truth = truth_name(rows)
+    for shown in (v_show, p_show, s_show):  # the truth every tau was measured against, named in every row
+        if not shown.empty:
+            shown.insert(1, "truth", truth)
     failed = rows[rows["state"] != "complete"]
     parts = [f"## {title}", "", "### Per strategy: mean [95% t-interval over seeds]", "", to_markdown(v_show),
              f"### Paired differences in tau against `{reference}` (same seeds)", "", to_markdown(p_show),
@@ -380,7 +412,7 @@ def write_report(rows: pd.DataFrame, variants: Sequence[Variant], reference: str
              "### Within each seed: tau difference on the same scored architectures", "", to_markdown(s_show),
              f"Architecture bootstrap ({arch_resamples} resamples): resampled architecture indices, both taus recomputed on each draw; "
              "it shows the scored-set noise of one seed, not the seed-to-seed noise.", "",
-             "### Verdict", "", *(f"- {line}" for line in verdict(pairs))]
+             f"### Verdict (against the {truth} truth)", "", *(f"- {line} [truth: {truth}]" for line in verdict(pairs))]
     if len(failed):
         parts += ["", "### Runs not complete (left out above)", "",
                   to_markdown(failed[["label", "seed", "state", "error"]].fillna("").astype(str))]

@@ -26,11 +26,33 @@ METRIC_COLUMNS = (
     ("spearman_rho", "rho", 3),
     ("kendall_tau_top1pct", "top-1% tau", 3),
     ("kendall_tau_top5pct", "top-5% tau", 3),
+    ("sparse_kendall_tau", "sparse tau", 3),
+    ("random_50_tau", "random-50 tau", 3),
     ("precision_at_10", "P@10", 2),
     ("precision_at_50", "P@50", 2),
     ("regret", "regret", 2),
     ("wall_seconds", "wall s", 0),
 )
+
+
+# The error decomposition (runs of a preset with a proxy truth): collected column, table header.
+DECOMPOSITION_COLUMNS = (
+    ("truth_tau_estimate_vs_benchmark", "tau vs benchmark"),
+    ("truth_tau_estimate_vs_proxy", "tau vs proxy (weight-sharing error)"),
+    ("truth_tau_proxy_vs_benchmark", "proxy vs benchmark (ceiling)"),
+)
+
+
+def decomposition_display(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per group that was scored against a proxy truth, the truth named in every row."""
+    if table.empty or "proxy_truth" not in table:
+        return pd.DataFrame()
+    rows = table[table["proxy_truth"].fillna("").astype(str) != ""]
+    out = pd.DataFrame({"strategy": rows["strategy"], "preset": rows["preset"], "n": rows["n"].astype(str),
+                        "proxy truth": rows["proxy_truth"]})
+    for column, header in DECOMPOSITION_COLUMNS:
+        out[header] = [fmt_mean_std(m, s, 3) for m, s in zip(rows[f"{column}_mean"], rows[f"{column}_std"])]
+    return out.reset_index(drop=True)
 
 
 def is_training_free(strategy: str, total_steps: float = math.nan) -> bool:
@@ -63,6 +85,11 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
             values = pd.to_numeric(group[column], errors="coerce").dropna()
             row[f"{column}_mean"] = float(values.mean()) if len(values) else math.nan
             row[f"{column}_std"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+        for column, _header in DECOMPOSITION_COLUMNS:
+            values = pd.to_numeric(group[column], errors="coerce").dropna() if column in group else pd.Series(dtype=float)
+            row[f"{column}_mean"] = float(values.mean()) if len(values) else math.nan
+            row[f"{column}_std"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+        row["proxy_truth"] = _unique(group["proxy_truth"]) if "proxy_truth" in group else ""
         row["ground_truth_column"] = _unique(group["ground_truth_column"])
         row["bn_mode"] = _unique(group["bn_mode"])
         row["estimation_images"] = _unique(group["estimation_images"]) if "estimation_images" in group else "?"
@@ -205,6 +232,12 @@ def write_tables(runs: pd.DataFrame, out: Path, registered: list[str] | None = N
     if len(table) and "estimates_on_test" in table and table["estimates_on_test"].any():
         parts += ["", "Rows marked (TEST) estimate on official test images (data.holdout_test=true): for a *_test ground-truth "
                       "column those are the very images that judge the ranking, a protocol the papers do not use."]
+    decomposed = decomposition_display(table)
+    if len(decomposed):
+        parts += ["", "## Error decomposition against the proxy truth (same architectures in all three columns)", "",
+                  to_markdown(decomposed),
+                  "tau vs proxy: the estimate against the same architectures trained standalone on the preset's task (the "
+                  "weight-sharing error alone); ceiling: that standalone truth against the benchmark. See docs/truth.md."]
     if registered is not None:
         ran = set(table["strategy"]) if len(table) else set()
         missing = [s for s in registered if s not in ran]

@@ -51,6 +51,7 @@ SEED_LIMIT = 2**63
 NAME_LIMIT = 200
 # Files a complete run must still hold; without one it is damaged and rebuilt on --resume.
 RESULT_FILES = ("metrics.json", "predictions.csv")
+TRUTH_PREDICTIONS_FILE = "truth_predictions.csv"  # the proxy truth's architectures: estimate, benchmark and proxy truth
 
 
 @dataclass
@@ -118,6 +119,8 @@ class Plan:
     device: torch.device
     run_dir: Path
     ground_truth_warning: str | None
+    proxy_truth: Any = None  # scoring.proxytruth.ProxyTruth of this space and preset, if one was built on its task
+    proxy_truth_note: str | None = None
 
 
 def plan(req: BenchRequest) -> Plan:
@@ -152,7 +155,10 @@ def plan(req: BenchRequest) -> Plan:
                 f"dataset; accepted: eval.ground_truth={dataset}_test, or --set eval.allow_other_dataset_ground_truth=true"
             )
         warning = f"trained on {dataset} but scored against the {column} ground truth (eval.allow_other_dataset_ground_truth=true)"
-    return Plan(req, strategy_cls, space, cfg, options, device, run_dir, warning)
+    from harness.scoring.proxytruth import find
+
+    proxy, note = find(req.space, req.preset, cfg)
+    return Plan(req, strategy_cls, space, cfg, options, device, run_dir, warning, proxy, note)
 
 
 def with_plugins(req: BenchRequest) -> BenchRequest:
@@ -406,13 +412,15 @@ def _execute(p: Plan, gt: GroundTruth, data: DeviceData, identity: dict, strateg
             progress["phase"] = "estimation"
             archs = scored_archs(space, gt, cfg.eval.num_archs, cfg.eval.arch_seed, cfg.eval.split_seed)
             probes = probe_set(space, gt, cfg.eval)
-            # Scored and probe architectures go through the same chunked, checkpointed path.
+            extra = proxy_truth_extra(space, p.proxy_truth, archs + probes)
+            # Scored, probe and proxy-truth architectures go through the same chunked, checkpointed path.
             averager = next((h for h in hooks if isinstance(h, WeightAverage)), None)
             with engine.autocast(cfg.compute, device):
                 together, estimate_seconds = estimate_in_chunks(
-                    lambda chunk: estimate_columns(strategy, chunk, cfg.eval, averager), archs + probes, cfg.eval.chunk_archs, run_dir / ESTIMATES_FILE, status_path, strategy.training_steps(), log
+                    lambda chunk: estimate_columns(strategy, chunk, cfg.eval, averager), archs + probes + extra, cfg.eval.chunk_archs, run_dir / ESTIMATES_FILE, status_path, strategy.training_steps(), log
                 )
-            estimates, probe_estimates = _split_rows(together, len(archs))
+            estimates, rest = _split_rows(together, len(archs))
+            probe_estimates, extra_estimates = _split_rows(rest, len(probes))
             metrics = _score(req, cfg, space, gt, archs, estimates, strategy, data, train_seconds, estimate_seconds)
             if averager is not None:
                 metrics["weight_average"] = averager.summary()
@@ -420,6 +428,12 @@ def _execute(p: Plan, gt: GroundTruth, data: DeviceData, identity: dict, strateg
                 metrics["estimators"] = estimator_reports(space, gt, cfg.eval, archs, estimates, req.seed)
                 if probes:
                     metrics["probe_estimators"] = estimator_reports(space, gt, cfg.eval, probes, probe_estimates, req.seed)
+            if p.proxy_truth is not None:
+                metrics["truth_decomposition"] = truth_decomposition(
+                    space, gt, cfg, p.proxy_truth, archs + extra, np.concatenate([estimates["score"], extra_estimates["score"]]), req.seed,
+                    run_dir / TRUTH_PREDICTIONS_FILE)
+            elif p.proxy_truth_note:
+                metrics["truth_decomposition_note"] = p.proxy_truth_note
             if cfg.eval.num_archs:
                 metrics["arch_split"] = arch_split(space, gt, cfg.eval.split_seed).describe()
             metrics["identity_digest"] = identity["digest"]
@@ -552,6 +566,30 @@ def probe_set(space, gt: GroundTruth, eval_cfg) -> list:
     """eval.probe_archs architectures from the probe half, so none computes the same function as a scored one:
     settings are chosen on their ground truth, never on the scored set's."""
     return probe_archs(space, gt, eval_cfg.probe_archs, eval_cfg.probe_seed, eval_cfg.split_seed)
+
+
+def proxy_truth_extra(space, proxy, estimated: list) -> list:
+    """The proxy truth's architectures that the scored and probe sets do not already hold."""
+    if proxy is None:
+        return []
+    have = {str(a) for a in estimated}
+    return [space.parse(a) for a in proxy.table["arch"] if a not in have]
+
+
+def truth_decomposition(space, gt, cfg, proxy, archs: list, scores: np.ndarray, seed: int, path: Path) -> dict:
+    """The three taus of the error decomposition on the proxy truth's architectures (in its table's order);
+    writes their estimates and both truths to `path`."""
+    from harness.scoring.proxytruth import PROXY_COLUMN, report
+
+    row = {str(a): i for i, a in enumerate(archs)}
+    chosen = [space.parse(a) for a in proxy.table["arch"]]
+    estimate = np.asarray(scores, dtype=np.float64)[[row[str(a)] for a in chosen]]
+    benchmark = gt.values(chosen, cfg.eval.ground_truth)
+    frame = pd.DataFrame({"index": [gt.index_of(a) for a in chosen], "arch": [str(a) for a in chosen], "estimate": estimate,
+                          "ground_truth": benchmark, "proxy_truth": proxy.values(chosen), "proxy_truth_table": proxy.name,
+                          "proxy_truth_column": PROXY_COLUMN})
+    atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False, float_format="%.10g"))
+    return report(proxy, chosen, estimate, benchmark, cfg.eval.bootstrap, seed)
 
 
 def _split_rows(estimates: dict[str, Any], count: int) -> tuple[dict, dict]:

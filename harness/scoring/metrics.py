@@ -197,8 +197,57 @@ def ranking_report(
     for k in PRECISION_KS:
         report[f"precision_at_{k}"] = precision_at_k(est, truth, k)
         report[f"best_true_rank_in_top_{k}"] = best_true_rank_in_top_k(est, truth, k)
+    report.update(top_aware_metrics(est, truth, seed))
     if classes is not None:
         keep = first_of_each_class(classes)
         report["num_archs_deisomorphic"] = int(len(keep))
         report["kendall_tau_deisomorphic"] = kendall_tau(est[keep], truth[keep])
     return report
+
+
+# --- Rank metrics that see the top: sparse Kendall tau and random-K tau --------------------------------
+SPARSE_RESOLUTION = 0.1  # accuracy points: truths closer than this are one bin, so their order is not scored
+RANDOM_KS = (10, 20, 50, 100)
+RANDOM_K_DRAWS = 200
+
+
+def sparse_kendall_tau(est: np.ndarray, truth: np.ndarray, resolution: float = SPARSE_RESOLUTION) -> float:
+    """Kendall tau-b of the estimates against the truth rounded to `resolution` (bins of width `resolution`
+    centred on its multiples): pairs whose truths share a bin are ties of the truth, which tau-b neither
+    rewards nor penalises. Undefined (nan) for fewer than two architectures or a constant side."""
+    if resolution <= 0:
+        raise ValueError(f"sparse tau resolution {resolution!r} must be > 0")
+    est, truth = np.asarray(est, dtype=np.float64), np.asarray(truth, dtype=np.float64)
+    if len(est) < 2:
+        return math.nan
+    binned = np.round(truth / resolution)
+    if np.all(binned == binned[0]) or np.all(est == est[0]):
+        return math.nan
+    return float(stats.kendalltau(est, binned).statistic)
+
+
+def random_k_tau(est: np.ndarray, truth: np.ndarray, k: int, draws: int = RANDOM_K_DRAWS, seed: int = 0) -> tuple[float, int]:
+    """Mean Kendall tau-b over `draws` random subsets of k architectures (without replacement, seeded), as a
+    search would meet them. Subsets on which tau-b is undefined (a constant side) are left out of the mean;
+    returns (mean, subsets used). nan when k exceeds the architectures or no subset is defined."""
+    est, truth = np.asarray(est, dtype=np.float64), np.asarray(truth, dtype=np.float64)
+    if k < 2 or k > len(est):
+        return math.nan, 0
+    rng = np.random.default_rng([seed, k, 21])
+    taus = []
+    for _ in range(draws):
+        idx = rng.choice(len(est), size=k, replace=False)
+        e, t = est[idx], truth[idx]
+        if np.all(e == e[0]) or np.all(t == t[0]):
+            continue
+        taus.append(stats.kendalltau(e, t).statistic)
+    return (float(np.mean(taus)), len(taus)) if taus else (math.nan, 0)
+
+
+def top_aware_metrics(est: np.ndarray, truth: np.ndarray, seed: int = 0) -> dict:
+    """Sparse tau (at SPARSE_RESOLUTION points) and random-K taus (K in RANDOM_KS), for metrics.json."""
+    out: dict = {"sparse_kendall_tau": sparse_kendall_tau(est, truth), "sparse_resolution": SPARSE_RESOLUTION,
+                 "random_k_draws": RANDOM_K_DRAWS}
+    for k in RANDOM_KS:
+        out[f"random_{k}_tau"] = random_k_tau(est, truth, k, seed=seed)[0]
+    return out

@@ -66,6 +66,13 @@ class SearchSpace(ABC):
         if column is not None and column not in columns:
             raise HarnessError(f"{one_of('eval.ground_truth', column, columns)} (the columns of {path})")
 
+    def benchmark_flops(self, network: nn.Module, resolution: int) -> float:
+        """FLOPs of a standalone network as the space's benchmark tabulates them. Default (a benchmark that
+        publishes none, e.g. NB101): multiply-accumulates of the convs and linears its forward runs."""
+        from harness.spaces.nb201.network import count_flops
+
+        return float(count_flops(network, input_size=resolution))
+
     def describe(self, arch: Any, gt: Any) -> dict:
         """Readable facts about one architecture beyond size (canonical form, benchmark index...)."""
         return {"canonical form": self.canonical_form(arch)}

@@ -39,6 +39,11 @@ class NB201Space(SearchSpace):
     def build_standalone(self, arch: Arch, shape: NetworkShape) -> Standalone:
         return Standalone(arch, shape)
 
+    def benchmark_flops(self, network: Standalone, resolution: int) -> float:
+        from harness.spaces.nb201.network import benchmark_flops
+
+        return float(benchmark_flops(network, input_size=resolution))
+
     def canonical_form(self, arch: Arch) -> str:
         return canonical_form(arch, "nb201")
 

@@ -472,3 +472,65 @@ def count_flops(model: nn.Module, input_size: int = 32, run=None) -> int:
         for h in handles:
             h.remove()
     return total
+
+
+def _every_edge_forward(net: NB201Network, x: torch.Tensor, arch: Arch) -> torch.Tensor:
+    """The forward of NB201's official inference network (xautodl InferCell): every edge's op runs, also
+    edges whose node never reaches the cell output and ops whose input is all-zero; `none` computes nothing."""
+    ops = net._check(arch)
+    x = net.stem(x)
+    for layer in net.layers:
+        if not isinstance(layer, Cell):
+            x = layer(x)
+            continue
+        nodes: list[torch.Tensor | None] = [x] + [None] * (NUM_NODES - 1)
+        for e, (dst, src) in enumerate(EDGES):
+            if ops[e] == NONE:
+                continue
+            inp = nodes[src] if nodes[src] is not None else torch.zeros_like(x)
+            out = layer.edges[e][OPS[ops[e]]](inp)
+            nodes[dst] = out if nodes[dst] is None else nodes[dst] + out
+        x = nodes[-1] if nodes[-1] is not None else torch.zeros_like(x)
+    x = net.head(x).mean(dim=(2, 3))
+    return net.classifier(x)
+
+
+def benchmark_flops(model: Standalone, input_size: int = 32) -> int:
+    """FLOPs as NAS-Bench-201 tabulates them (xautodl's flop_benchmark on its InferCell network): multiply-
+    accumulates of every Conv2d and Linear, biases included, with every edge's op run (see _every_edge_forward).
+    Pooling, BN and ReLU are not counted. Unlike `count_flops` of the forward, convs on dead edges count."""
+    total = 0
+
+    def conv_hook(module: nn.Conv2d, _inp, out):
+        nonlocal total
+        kh, kw = module.kernel_size
+        positions = out.shape[0] * out.shape[2] * out.shape[3]
+        total += positions * module.out_channels * (module.in_channels // module.groups) * kh * kw
+        if module.bias is not None:
+            total += positions * module.out_channels
+
+    def linear_hook(module: nn.Linear, _inp, out):
+        nonlocal total
+        total += out.shape[0] * module.in_features * module.out_features + (out.shape[0] * module.out_features if module.bias is not None else 0)
+
+    _run_with_hooks(model, input_size, conv_hook, linear_hook, lambda x: _every_edge_forward(model.net, x, model.arch))
+    return total
+
+
+def _run_with_hooks(model: nn.Module, input_size: int, conv_hook, linear_hook, run) -> None:
+    handles = []
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            handles.append(m.register_forward_hook(conv_hook))
+        elif isinstance(m, nn.Linear):
+            handles.append(m.register_forward_hook(linear_hook))
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            param = next(model.parameters())
+            run(torch.zeros(1, 3, input_size, input_size, device=param.device, dtype=param.dtype))
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()

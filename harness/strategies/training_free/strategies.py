@@ -1,4 +1,4 @@
-"""Training-free baselines: `params`, `flops`, `synflow`, `naswot`, `snip`, `gradnorm`, `random`.
+"""Training-free baselines: `params`, `flops`, `live_flops`, `synflow`, `naswot`, `snip`, `gradnorm`, `random`.
 
 Each scores an architecture from its own freshly initialised standalone network (the run's shape), with
 no supernet and no training (`training_steps() == 0`), so they are the bar a weight-sharing strategy must
@@ -129,7 +129,19 @@ class ParamCount(TrainingFreeStrategy):
 
 @STRATEGIES.register("flops")
 class FlopCount(TrainingFreeStrategy):
+    """FLOPs as the benchmark tabulates them (NB201: every edge's op counted, dead edges included)."""
+
     name = "flops"
+
+    def proxy(self, network) -> float:
+        return self.ctx.space.benchmark_flops(network, self.image_shape()[-1])
+
+
+@STRATEGIES.register("live_flops")
+class LiveFlopCount(TrainingFreeStrategy):
+    """Multiply-accumulates of the convs and linears whose result reaches the output (what the forward runs)."""
+
+    name = "live_flops"
 
     def proxy(self, network) -> float:
         return proxies.flop_count(network, self.image_shape()[-1])

@@ -1,0 +1,1 @@
+"""Proxy-scale ground truth: architectures trained standalone on exactly a preset's task."""
