@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import torch
 
-# prev: rows the previous absorbed path fed the layer (for variant "input": exactly the absorbed ones);
-# prev_other: other rows of the same inputs, drawn independently (never absorbed);
+# heldout: rows of the inputs the previous absorbed path fed the layer, at positions absorption did not draw
+#   (never absorbed): what protection and selectivity are computed from;
+# absorbed: rows of the same inputs drawn as absorption draws them (for variant "input": exactly the absorbed
+#   ones, so their protection is forced by construction): a sanity check only;
 # fresh: rows of an independent batch through the current path (never absorbed).
-KINDS = ("prev", "prev_other", "fresh")
+KINDS = ("heldout", "absorbed", "fresh")
 
 
 class ProtectionMeter:
