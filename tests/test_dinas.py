@@ -275,3 +275,32 @@ def test_controls_run_on_smoke(env_data, tmp_path, option):
     assert str(record["config"]["strategy"]["ws"][key.split(".")[-1]]).lower() == value
     assert metrics["strategy_summary"]["control"] in ("function-space step match", "direction")
     assert math.isfinite(metrics["metrics"]["kendall_tau"])
+
+
+def test_function_match_calibration_uses_tuning_seeds_only_and_averages_fresh_ratios():
+    from harness.strategies.dinas.calibrate import function_match_value
+
+    with pytest.raises(HarnessError, match="tuning seeds >= 100"):
+        function_match_value({3: {"protection_fresh": 0.1}, 100: {"protection_fresh": 0.2}})
+    with pytest.raises(HarnessError, match="protection_fresh=None"):
+        function_match_value({100: {"protection_fresh": None}})
+    result = function_match_value({100: {"protection_fresh": 0.12, "mean_kept_grad_norm": 0.3},
+                                   101: {"protection_fresh": 0.16, "mean_kept_grad_norm": 0.2}})
+    assert result["function_match"] == 0.14 and result["spread"] == (0.12, 0.16)
+
+
+def test_calibration_script_on_smoke(env_data, tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "calibrate_dinas_control.py"
+    spec = importlib.util.spec_from_file_location("calibrate_dinas_control", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.main(["--preset", "smoke", "--seeds", "5", "--runs-dir", str(tmp_path)]) == 2  # a verdict seed: refused
+    assert not any(tmp_path.iterdir()) and "tuning seeds" in capsys.readouterr().err
+    assert script.main(["--preset", "smoke", "--seeds", "100", "--runs-dir", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    fresh = json.loads((tmp_path / "dinas-nb201-smoke-seed100" / "metrics.json").read_text())["strategy_summary"]["protection_fresh"]
+    assert f"function_match = {round(fresh, 3)}" in printed
+    assert script.main(["--preset", "smoke", "--seeds", "100", "--runs-dir", str(tmp_path), "--no-run"]) == 0  # reuses the run
