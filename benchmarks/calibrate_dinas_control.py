@@ -31,6 +31,9 @@ def main(argv=None) -> int:
     parser.add_argument("--runs-dir", type=Path, default=RUNS_DIR)
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="extra dinas overrides (KEY=VALUE)")
     parser.add_argument("--no-run", action="store_true", help="use finished runs only; start none")
+    parser.add_argument("--write", action="store_true", help="record the value where the claims table reads it "
+                        "(results/calibration/dinas-function-match-PRESET.json)")
+    parser.add_argument("--calibration-dir", type=Path, default=None, help="with --write: the folder (default results/calibration)")
     args = parser.parse_args(argv)
     try:
         seeds = parse_seeds(args.seeds)
@@ -54,6 +57,15 @@ def main(argv=None) -> int:
     for seed, value in result["per_seed_protection_fresh"].items():
         print(f"seed {seed}: protection_fresh {value:.4f}  mean_kept_grad_norm {result['mean_kept_grad_norm'][seed]:.4f}")
     print(f"function_match = {result['function_match']}  (mean over seeds {seeds}; spread {result['spread'][0]:.4f}..{result['spread'][1]:.4f})")
+    if args.write:
+        from harness.reports.claims import CALIBRATION_DIR, calibration_path
+        from harness.runs.envinfo import git_state
+        from harness.runs.fileio import write_json
+
+        path = calibration_path(args.preset, args.calibration_dir or CALIBRATION_DIR)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json(path, {"preset": args.preset, "seeds": seeds, "overrides": args.overrides, "git": git_state(), **result})
+        print(f"wrote {path}")
     print(f"control: python -m harness bench --strategy ws --preset {args.preset} --seed S --set strategy.ws.function_match={result['function_match']}")
     return 0
 

@@ -36,9 +36,14 @@ class Paper:
         parser.add_argument("--address", default=None, help="Ray cluster address (default $RAY_ADDRESS, else a local Ray)")
         parser.add_argument("--cpus-per-run", type=float, default=1.0, help="CPUs (and compute.threads) per run (default 1)")
         parser.add_argument("--gpus-per-run", type=float, default=0.0, help="GPUs per run; fractions share a GPU (default 0)")
+        parser.add_argument("--run", action="store_true", help="claims: run the missing CPU runs (default: render what exists)")
+        parser.add_argument("--preset", default="mini", help="claims: the CPU preset of the tests (default mini)")
+        parser.add_argument("--seeds", default="0-4", help="claims: seeds of the CPU tests (default 0-4)")
 
     @staticmethod
     def run(args) -> int:
+        if args.name == "claims":
+            return _claims(args)
         if args.list or not args.name:
             for name in spec_names():
                 states = pd.Series([state for *_rest, state in plan(load_spec(name), args.runs_dir)])
@@ -74,3 +79,24 @@ class Paper:
         for path in written:
             print(f"wrote {path}")
         return 0
+
+
+def _claims(args) -> int:
+    from harness.reports.claims import claim_tests, claims_table, missing_cells, write_claims
+    from harness.reports.compare import parse_seeds
+
+    tests = claim_tests(args.preset, parse_seeds(args.seeds))
+    if args.run:
+        cells = missing_cells(tests, args.runs_dir)
+        if cells:
+            from harness.runs.sweep import run_cells, summary_table
+
+            print(f"running {len(cells)} missing or partial runs through the sweep", flush=True)
+            results = run_cells(cells, args.runs_dir, address=args.address, cpus_per_run=args.cpus_per_run,
+                                gpus_per_run=args.gpus_per_run, progress=args.progress, data_dir=args.data_dir)
+            print(summary_table(results), flush=True)
+    paths = write_claims(claims_table(tests, args.runs_dir), args.runs_dir, args.out)
+    print(paths["markdown"].read_text())
+    for path in paths.values():
+        print(f"wrote {path}")
+    return 0
