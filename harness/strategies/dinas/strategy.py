@@ -25,8 +25,11 @@ Recorded choices (all in `Options`, written to the run's config.json and metrics
   is never projected against itself; `absorb_every` thins this out. Forgetting: each absorption first
   multiplies the older constraint by `decay`; `refresh_every` resets all projectors periodically.
 * measurement (every `measure_every` steps): protection = ||dW X_prev|| / ||dW_ws X_prev|| for the update
-  dW actually applied and the update dW_ws plain ws would apply from the same state, on rows X_prev the
-  previous absorbed path fed the layer; selectivity = that over the same ratio on a fresh batch's rows.
+  dW actually applied and the update dW_ws plain ws would apply from the same state, on held-out rows X_prev
+  of the previous absorbed path's inputs (positions absorption did not draw); selectivity = that over the
+  same ratio on a fresh batch's rows. The ratio on the absorbed rows themselves is kept as a sanity check.
+* absorb_source "unrelated" (the direction control, `ws --set strategy.ws.direction_control=true`): the
+  projector absorbs what an independently drawn architecture feeds the layers on an independent batch.
 """
 from __future__ import annotations
 
