@@ -304,3 +304,15 @@ def test_calibration_script_on_smoke(env_data, tmp_path, capsys):
     fresh = json.loads((tmp_path / "dinas-nb201-smoke-seed100" / "metrics.json").read_text())["strategy_summary"]["protection_fresh"]
     assert f"function_match = {round(fresh, 3)}" in printed
     assert script.main(["--preset", "smoke", "--seeds", "100", "--runs-dir", str(tmp_path), "--no-run"]) == 0  # reuses the run
+
+
+def test_selectivity_compares_held_out_and_fresh_rows_of_the_same_layers(env_data):
+    """Smoke's classifier sees a batch of 32 rows and absorbs all 32: it has no held-out rows, so it must not
+    enter selectivity's denominator either."""
+    strategy, data = _strategy("input", measure_every=1)
+    _train(strategy, data, 5, PATHS)
+    ratios = strategy.meter.means()
+    assert strategy.meter.counts["heldout"] == strategy.meter.counts["fresh_where_heldout"] < strategy.meter.counts["fresh"]
+    summary = strategy.summary()
+    assert summary["selectivity"] == pytest.approx(ratios["heldout"] / ratios["fresh_where_heldout"])
+    assert summary["protection_fresh"] == pytest.approx(ratios["fresh"])

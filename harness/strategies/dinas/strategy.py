@@ -469,10 +469,12 @@ class DisturbanceImmune(SinglePathStrategy):
             reference = -lr * _joined([ws_dirs[p] for p in params]).to(torch.float64)
             drawn, heldout = self._captured[name]
             self.meter.add("absorbed", applied, reference, drawn)
-            if len(heldout):
+            fresh_ratio = self.meter.add("fresh", applied, reference, fresh[name]) if name in fresh else None
+            # A linear layer fed a batch no larger than the absorbed rows has no held-out rows (smoke's classifier):
+            # selectivity then compares held-out and fresh rows over the same layers only.
+            if len(heldout) and fresh_ratio is not None:
                 self.meter.add("heldout", applied, reference, heldout)
-            if name in fresh:
-                self.meter.add("fresh", applied, reference, fresh[name])
+                self.meter.record("fresh_where_heldout", fresh_ratio)
         self.meter.steps += 1
 
     # ---- record and checkpoint -------------------------------------------------------------------------
@@ -483,7 +485,7 @@ class DisturbanceImmune(SinglePathStrategy):
         steps = self.stats["projected_steps"]
         valid = float(self.norms["valid"])
         ratios = self.meter.means()
-        heldout, absorbed, fresh = ratios["heldout"], ratios["absorbed"], ratios["fresh"]
+        heldout, absorbed, fresh, matched = ratios["heldout"], ratios["absorbed"], ratios["fresh"], ratios["fresh_where_heldout"]
         return {
             "options": asdict(self.options),
             "projected_layers": len(self.layers),
@@ -503,7 +505,7 @@ class DisturbanceImmune(SinglePathStrategy):
             # The same on rows of an independent batch through the current path: the step's size in function space.
             "protection_fresh": fresh,
             # protection / protection_fresh, < 1: earlier paths' inputs are protected more than inputs never seen.
-            "selectivity": heldout / fresh if heldout is not None and fresh else None,
+            "selectivity": heldout / matched if heldout is not None and matched else None,
             # Sanity check, not a measurement: on the rows the projector absorbed (variant "input") the
             # protection is forced by construction (-> 0 as alpha -> 0).
             "sanity_check_absorbed_rows_protection": absorbed,
