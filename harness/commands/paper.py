@@ -26,7 +26,7 @@ class Paper:
 
     @staticmethod
     def add_arguments(parser) -> None:
-        parser.add_argument("name", nargs="?", help=f"one of: {', '.join(spec_names()) or '-'} (or a path to a .toml)")
+        parser.add_argument("name", nargs="?", help=f"one of: claims, {', '.join(spec_names()) or '-'} (or a path to a .toml)")
         parser.add_argument("--runs-dir", type=Path, default=RUNS_DIR, help=f"default {RUNS_DIR}")
         parser.add_argument("--out", type=Path, default=TABLES_DIR, help=f"default {TABLES_DIR}")
         parser.add_argument("--no-run", action="store_true", help="render from the runs that exist; start none")
