@@ -51,7 +51,8 @@ clean-runs:
 	rm -rf results/runs
 
 # Tables of every run under results/runs -> results/tables/ (Markdown, CSV, LaTeX, figures).
-# Paper tables: make paper TABLE=ranking|nb201_search|disturbance (runs what is missing, resumable).
+# Paper tables: make paper TABLE=ranking|nb201_search|disturbance (runs what is missing, resumable);
+# make paper TABLE=claims renders the claims table from existing runs (ARGS=--run runs the missing CPU runs).
 # CI gate: make regress compares ranking tau with results/baselines/regress.json; make rebaseline rewrites it.
 TABLE ?=
 .PHONY: tables paper regress rebaseline

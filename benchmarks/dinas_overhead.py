@@ -37,6 +37,7 @@ CONTENDERS = {
     "dinas-grad": ("dinas", {"variant": "grad"}),
     "dinas-input-gradient": ("dinas", {"variant": "input", "apply": "gradient"}),  # before issue 11
     "dinas-input-nomeasure": ("dinas", {"variant": "input", "measure_every": 0}),
+    "ws-direction": ("ws", {"direction_control": True}),  # the direction control: dinas' projector + one side forward
 }
 DEFAULT = ("ws", "dinas-input", "dinas-grad")
 

@@ -107,3 +107,20 @@ def test_row_sampling_is_a_function_of_the_generator_seed():
     picked = sample_rows(rows, 6, _gen(10))
     assert picked.shape == (6, 7) and torch.equal(picked, sample_rows(rows, 6, _gen(10)))
     assert len({tuple(r.tolist()) for r in picked}) == 6  # drawn without replacement
+
+
+def test_held_out_patches_avoid_the_drawn_positions_and_ids_name_them():
+    from harness.strategies.dinas.projection import heldout_conv_patches, heldout_rows, sample_conv_patches_with_ids, sample_rows_with_ids
+
+    # Every (image, position) has its own value in channel 0's centre pixel, so a patch names its position.
+    x = torch.arange(2 * 5 * 5, dtype=torch.float64).reshape(2, 1, 5, 5)
+    geometry = ((3, 3), (1, 1), (1, 1))
+    drawn, ids = sample_conv_patches_with_ids(x, *geometry, 20, _gen(11))
+    assert torch.equal(drawn, sample_conv_patches(x, *geometry, 20, _gen(11)))  # the same draws as absorption's
+    assert torch.equal(drawn[:, 4], ids.to(torch.float64))  # the centre pixel is the flat id at stride 1
+    other = heldout_conv_patches(x, *geometry, ids, 20, _gen(12))
+    assert len(other) > 0 and not torch.isin(other[:, 4], ids.to(torch.float64)).any()
+    rows = torch.arange(12, dtype=torch.float64)[:, None].repeat(1, 3)
+    picked, pick = sample_rows_with_ids(rows, 8, _gen(13))
+    rest = heldout_rows(rows, pick, 8, _gen(14))
+    assert len(rest) == 4 and not torch.isin(rest[:, 0], picked[:, 0]).any()  # only 4 rows were left untaken

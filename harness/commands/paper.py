@@ -75,7 +75,7 @@ class Paper:
 
     @staticmethod
     def add_arguments(parser) -> None:
-        parser.add_argument("name", nargs="?", help=f"one of: {', '.join(spec_names()) or '-'} (or a path to a .toml)")
+        parser.add_argument("name", nargs="?", help=f"one of: claims, {', '.join(spec_names()) or '-'} (or a path to a .toml)")
         parser.add_argument("--runs-dir", type=Path, default=RUNS_DIR, help=f"default {RUNS_DIR}")
         parser.add_argument("--out", type=Path, default=TABLES_DIR, help=f"default {TABLES_DIR}")
         parser.add_argument("--no-run", action="store_true", help="render from the runs that exist; start none")
@@ -87,9 +87,14 @@ class Paper:
         parser.add_argument("--gpus-per-run", type=float, default=0.0, help="GPUs per run; fractions share a GPU (default 0)")
         add_plugin_argument(parser)
         parser.add_argument("--yes", action="store_true", help=f"start the missing runs even when there are more than {FEW_RUNS}")
+        parser.add_argument("--run", action="store_true", help="claims: run the missing CPU runs (default: render what exists)")
+        parser.add_argument("--preset", default="mini", help="claims: the CPU preset of the tests (default mini)")
+        parser.add_argument("--seeds", default="0-4", help="claims: seeds of the CPU tests (default 0-4)")
 
     @staticmethod
     def run(args) -> int:
+        if args.name == "claims":
+            return _claims(args)
         if args.list or not args.name:
             for name in spec_names():
                 states = pd.Series([state for *_rest, state in plan(load_spec(name), args.runs_dir)])
@@ -129,3 +134,24 @@ class Paper:
         for path in written:
             print(f"wrote {path}")
         return 0
+
+
+def _claims(args) -> int:
+    from harness.reports.claims import claim_tests, claims_table, missing_cells, write_claims
+    from harness.reports.compare import parse_seeds
+
+    tests = claim_tests(args.preset, parse_seeds(args.seeds))
+    if args.run:
+        cells = missing_cells(tests, args.runs_dir)
+        if cells:
+            from harness.runs.sweep import run_cells, summary_table
+
+            print(f"running {len(cells)} missing or partial runs through the sweep", flush=True)
+            results = run_cells(cells, args.runs_dir, address=args.address, cpus_per_run=args.cpus_per_run,
+                                gpus_per_run=args.gpus_per_run, progress=args.progress, data_dir=args.data_dir)
+            print(summary_table(results), flush=True)
+    paths = write_claims(claims_table(tests, args.runs_dir), args.runs_dir, args.out)
+    print(paths["markdown"].read_text())
+    for path in paths.values():
+        print(f"wrote {path}")
+    return 0

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import torch
 
-# prev: rows the previous absorbed path fed the layer (for variant "input": exactly the absorbed ones);
-# prev_other: other rows of the same inputs, drawn independently (never absorbed);
-# fresh: rows of an independent batch through the current path (never absorbed).
-KINDS = ("prev", "prev_other", "fresh")
+# heldout: rows of the inputs the previous absorbed path fed the layer, at positions absorption did not draw
+#   (never absorbed): what protection and selectivity are computed from;
+# absorbed: rows of the same inputs drawn as absorption draws them (for variant "input": exactly the absorbed
+#   ones, so their protection is forced by construction): a sanity check only;
+# fresh: rows of an independent batch through the current path (never absorbed);
+# fresh_where_heldout: the fresh ratio of the layers that had held-out rows (selectivity's denominator).
+KINDS = ("heldout", "absorbed", "fresh", "fresh_where_heldout")
 
 
 class ProtectionMeter:
@@ -22,14 +25,19 @@ class ProtectionMeter:
         self.counts = dict.fromkeys(KINDS, 0)
         self.steps = 0
 
-    def add(self, kind: str, applied: torch.Tensor, reference: torch.Tensor, rows: torch.Tensor) -> None:
+    def add(self, kind: str, applied: torch.Tensor, reference: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """applied / reference: (out, d) weight changes; rows: (m, d) inputs. float64: the residual of a strict
         projection is far below float32's resolution of the weights themselves."""
         x = rows.to(torch.float64)
         moved = (x @ applied.to(torch.float64).T).norm()
         baseline = (x @ reference.to(torch.float64).T).norm()
-        self.sums[kind] += moved / baseline.clamp_min(1e-300)
+        return self.record(kind, moved / baseline.clamp_min(1e-300))
+
+    def record(self, kind: str, ratio: torch.Tensor) -> torch.Tensor:
+        """Adds a ratio computed by `add` (under another kind) to `kind`'s mean; returns it."""
+        self.sums[kind] += ratio
         self.counts[kind] += 1
+        return ratio
 
     def means(self) -> dict[str, float | None]:
         return {kind: float(self.sums[kind]) / self.counts[kind] if self.counts[kind] else None for kind in KINDS}

@@ -140,9 +140,30 @@ class GradientBasis:
 
 def sample_rows(x: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
     """`count` rows of a linear layer's input (any leading shape), drawn without replacement."""
+    rows, _ = sample_rows_with_ids(x, count, generator)
+    return rows
+
+
+def sample_rows_with_ids(x: torch.Tensor, count: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """`sample_rows` and the indices of the drawn rows (what a held-out draw must avoid)."""
     x = x.reshape(-1, x.shape[-1])
     pick = torch.randperm(len(x), generator=generator, device=generator.device)[:count].to(x.device)
-    return x[pick]
+    return x[pick], pick
+
+
+def heldout_rows(x: torch.Tensor, taken: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
+    """Up to `count` rows of a linear layer's input that are not among the rows `taken`, drawn without replacement.
+
+    Fewer than `count` only when the input has fewer untaken rows (a batch smaller than twice `count`)."""
+    x = x.reshape(-1, x.shape[-1])
+    order = torch.randperm(len(x), generator=generator, device=generator.device).to(x.device)
+    free = order[~torch.isin(order, taken.to(x.device))]
+    return x[free[:count]]
+
+
+def _conv_grid(shape, kernel, stride, padding) -> tuple[int, int]:
+    _b, _c, h, w = shape
+    return (h + 2 * padding[0] - kernel[0]) // stride[0] + 1, (w + 2 * padding[1] - kernel[1]) // stride[1] + 1
 
 
 def sample_conv_patches(
@@ -153,17 +174,46 @@ def sample_conv_patches(
     Flattened in the (C, kh, kw) order of `weight.view(out, -1)`, so W_flat @ patch is the conv output there.
     Only the drawn patches are gathered: unfolding the whole batch would cost more than the training step.
     """
+    return _gather_patches(x, kernel, stride, padding, *_draw_positions(x, kernel, stride, padding, count, generator))
+
+
+def sample_conv_patches_with_ids(x, kernel, stride, padding, count, generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """`sample_conv_patches` (the same draws) and the flat ids (image * H_out + row) * W_out + col of its positions."""
+    img, row, col = _draw_positions(x, kernel, stride, padding, count, generator)
+    _out_h, out_w = _conv_grid(x.shape, kernel, stride, padding)
+    return _gather_patches(x, kernel, stride, padding, img, row, col), (img * _out_h + row) * out_w + col
+
+
+def _draw_positions(x, kernel, stride, padding, count, generator):
+    out_h, out_w = _conv_grid(x.shape, kernel, stride, padding)
+    # The generator lives on the training device: no host round trip per layer and step.
+    device = generator.device
+    img = torch.randint(0, x.shape[0], (count,), generator=generator, device=device).to(x.device)
+    row = torch.randint(0, out_h, (count,), generator=generator, device=device).to(x.device)
+    col = torch.randint(0, out_w, (count,), generator=generator, device=device).to(x.device)
+    return img, row, col
+
+
+def heldout_conv_patches(x, kernel, stride, padding, taken: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
+    """Up to `count` patches at (image, position) pairs that are not among the flat ids `taken`.
+
+    2 * count uniform candidates are drawn and those that hit a taken position dropped (a few in a million at
+    the mini shape), so the result has `count` rows unless more than `count` candidates collide."""
+    out_h, out_w = _conv_grid(x.shape, kernel, stride, padding)
+    total = x.shape[0] * out_h * out_w
+    ids = torch.randint(0, total, (2 * count,), generator=generator, device=generator.device).to(x.device)
+    ids = ids[~torch.isin(ids, taken.to(x.device))][:count]
+    img, rest = ids // (out_h * out_w), ids % (out_h * out_w)
+    return _gather_patches(x, kernel, stride, padding, img, rest // out_w, rest % out_w)
+
+
+def _gather_patches(x, kernel, stride, padding, img, out_row, out_col) -> torch.Tensor:
     b, c, h, w = x.shape
     kh, kw = kernel
     sh, sw = stride
     ph, pw = padding
-    out_h = (h + 2 * ph - kh) // sh + 1
-    out_w = (w + 2 * pw - kw) // sw + 1
-    # The generator lives on the training device: no host round trip per layer and step.
-    device = generator.device
-    img = torch.randint(0, b, (count,), generator=generator, device=device).to(x.device)
-    row = (torch.randint(0, out_h, (count,), generator=generator, device=device) * sh).to(x.device)
-    col = (torch.randint(0, out_w, (count,), generator=generator, device=device) * sw).to(x.device)
+    row, col = out_row * sh, out_col * sw
+    count = len(img)
     # Positions in the unpadded input; those in the zero padding are gathered clamped and then zeroed, which
     # is cheaper than padding the whole batch to read `count` patches.
     ys = row[:, None] + torch.arange(kh, device=x.device)[None, :] - ph  # (count, kh)

@@ -25,8 +25,11 @@ Recorded choices (all in `Options`, written to the run's config.json and metrics
   is never projected against itself; `absorb_every` thins this out. Forgetting: each absorption first
   multiplies the older constraint by `decay`; `refresh_every` resets all projectors periodically.
 * measurement (every `measure_every` steps): protection = ||dW X_prev|| / ||dW_ws X_prev|| for the update
-  dW actually applied and the update dW_ws plain ws would apply from the same state, on rows X_prev the
-  previous absorbed path fed the layer; selectivity = that over the same ratio on a fresh batch's rows.
+  dW actually applied and the update dW_ws plain ws would apply from the same state, on held-out rows X_prev
+  of the previous absorbed path's inputs (positions absorption did not draw); selectivity = that over the
+  same ratio on a fresh batch's rows. The ratio on the absorbed rows themselves is kept as a sanity check.
+* absorb_source "unrelated" (the direction control, `ws --set strategy.ws.direction_control=true`): the
+  projector absorbs what an independently drawn architecture feeds the layers on an independent batch.
 """
 from __future__ import annotations
 
@@ -39,18 +42,23 @@ from harness.errors import HarnessError, one_of
 from harness.training.optim import clip_gradients
 from harness.registry import STRATEGIES
 from harness.strategies.dinas.measure import ProtectionMeter
-from harness.strategies.dinas.projection import GradientBasis, InputProjector, sample_conv_patches, sample_rows
+from harness.strategies.dinas.projection import (
+    GradientBasis, InputProjector, heldout_conv_patches, heldout_rows, sample_conv_patches, sample_conv_patches_with_ids,
+    sample_rows, sample_rows_with_ids,
+)
 from harness.strategies.dinas.update import clip_coefficient, sgd_direction
 from harness.strategies.supernet import SinglePathStrategy
 
 VARIANTS = ("input", "grad")
 LAYER_SETS = ("all", "cells")
 APPLY = ("update", "sgd", "gradient")
-# extra_batch stream of the fresh (never absorbed) inputs of the protection measurement.
-FRESH_STREAM = 53
-# ctx.rng keys of the random numbers drawn by absorption sampling and by the measurement (kept apart so that
-# switching the measurement on or off never moves what is absorbed).
-ABSORB_KEY, MEASURE_KEY = 3, 4
+ABSORB_SOURCES = ("path", "unrelated")
+# extra_batch streams of the fresh (never absorbed) inputs of the protection measurement and of the unrelated
+# inputs the direction control absorbs.
+FRESH_STREAM, UNRELATED_STREAM = 53, 59
+# ctx.rng keys of the random numbers drawn by absorption sampling, by the measurement and by the direction
+# control (kept apart so that switching the measurement on or off never moves what is absorbed).
+ABSORB_KEY, MEASURE_KEY, UNRELATED_ROWS_KEY, UNRELATED_ARCH_KEY = 3, 4, 5, 6
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,10 @@ class DinasOptions:
     apply: str = "update"  # what is projected: the final SGD update, a plain-SGD gradient step, or the gradient
     rescale: bool = False  # give each projected update the norm of the unprojected one (direction only)
     measure_every: int = 50  # steps between protection measurements; 0 = off
+    # "path": absorb the inputs the trained path fed each layer (DI-WS). "unrelated": absorb the inputs an
+    # independently drawn architecture feeds the layers on an independent batch (the direction control: the
+    # step is shaped like dinas' but protects nothing the training sampled).
+    absorb_source: str = "path"
 
     def validate(self) -> None:
         p = "strategy.dinas"
@@ -76,6 +88,10 @@ class DinasOptions:
             raise one_of(f"{p}.layers", self.layers, LAYER_SETS)
         if self.apply not in APPLY:
             raise one_of(f"{p}.apply", self.apply, APPLY)
+        if self.absorb_source not in ABSORB_SOURCES:
+            raise one_of(f"{p}.absorb_source", self.absorb_source, ABSORB_SOURCES)
+        if self.absorb_source == "unrelated" and self.variant != "input":
+            raise HarnessError(f"{p}.absorb_source='unrelated' needs variant='input' (it feeds the input projector); got variant={self.variant!r}")
         if not self.alpha > 0:
             raise HarnessError(f"{p}.alpha={self.alpha!r} must be > 0")
         for name in ("input_samples", "basis_size", "absorb_every"):
@@ -150,7 +166,10 @@ class DisturbanceImmune(SinglePathStrategy):
         self._captured_step = -1
         self._capturing: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # this step's rows, kept once the step is done
         self._shadow: dict[str, dict] = {}
-        self._fresh: dict[str, torch.Tensor] | None = None
+        # Where the capture hook puts the rows of a side forward (measurement's fresh batch, the direction
+        # control's unrelated batch) and the generator key it draws them with; None during training forwards.
+        self._sink: dict[str, torch.Tensor] | None = None
+        self._sink_key = MEASURE_KEY
         if options.variant == "input" or options.measure_every > 0:
             for name, module in self.layers.items():
                 module.register_forward_pre_hook(self._capture_hook(name))
@@ -209,28 +228,50 @@ class DisturbanceImmune(SinglePathStrategy):
             rows = sample_conv_patches(x, module.kernel_size, module.stride, module.padding, count, generator)
         else:
             rows = sample_rows(x, count, generator)
+        return self._with_bias(module, rows)
+
+    @staticmethod
+    def _with_bias(module: nn.Module, rows: torch.Tensor) -> torch.Tensor:
         if module.bias is not None:
             rows = torch.cat([rows, rows.new_ones(len(rows), 1)], dim=1)
         return rows
 
+    def _measurement_rows(self, module: nn.Module, x: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(drawn, held out): rows drawn exactly as absorption draws them (for variant "input": the absorbed
+        rows), and as many other rows of the same input at positions absorption did not draw, from the
+        measurement's own generator."""
+        count = self.options.input_samples
+        drawing, measuring = self._generator(ABSORB_KEY, step), self._generator(MEASURE_KEY, step)
+        if isinstance(module, nn.Conv2d):
+            geometry = (module.kernel_size, module.stride, module.padding)
+            drawn, ids = sample_conv_patches_with_ids(x, *geometry, count, drawing)
+            other = heldout_conv_patches(x, *geometry, ids, count, measuring)
+        else:
+            drawn, ids = sample_rows_with_ids(x, count, drawing)
+            other = heldout_rows(x, ids, count, measuring)
+        return self._with_bias(module, drawn), self._with_bias(module, other)
+
     def _capture_hook(self, name: str):
         def hook(module: nn.Module, args) -> None:
-            if self._fresh is not None:  # the measurement's forward of an independent batch
-                self._fresh[name] = self._rows(module, args[0].detach(), self._generator(MEASURE_KEY, self._step()))
+            if self._sink is not None:  # a side forward: the measurement's fresh batch or the unrelated inputs
+                self._sink[name] = self._rows(module, args[0].detach(), self._generator(self._sink_key, self._step()))
                 return
             if not (module.training and torch.is_grad_enabled()):
                 return  # estimates and probes run in eval mode / no_grad: not training inputs
             step = self._step()
-            absorb = self.options.variant == "input" and self._absorbing(step)
+            absorb = self.options.variant == "input" and self.options.absorb_source == "path" and self._absorbing(step)
             capture = self._captures(step)
             if not (absorb or capture):
                 return
             x = args[0].detach()
-            rows = self._rows(module, x, self._generator(ABSORB_KEY, step))
+            if capture:
+                # The same draws as absorption's (its generator, its order), plus held-out rows from the measurement's.
+                rows, other = self._measurement_rows(module, x, step)
+                self._capturing[name] = (rows, other)
+            else:
+                rows = self._rows(module, x, self._generator(ABSORB_KEY, step))
             if absorb:
                 self._inputs[name] = rows
-            if capture:
-                self._capturing[name] = (rows, self._rows(module, x, self._generator(MEASURE_KEY, step)))
 
         return hook
 
@@ -299,6 +340,8 @@ class DisturbanceImmune(SinglePathStrategy):
         track_ws = self.measure_interval > 0 and opts.apply != "update"
         before: dict[str, torch.Tensor] = {}
         fresh: dict[str, torch.Tensor] = {}
+        if absorb and opts.absorb_source == "unrelated":
+            self._inputs = self._unrelated_rows(step)
         if measure:
             fresh = self._fresh_rows(step)
             for name in self._captured:
@@ -388,20 +431,31 @@ class DisturbanceImmune(SinglePathStrategy):
 
     # ---- measurement -------------------------------------------------------------------------------
     def _fresh_rows(self, step: int) -> dict[str, torch.Tensor]:
-        """Rows every layer of the current path gets from an independent batch: a no_grad forward whose BN
-        statistics are put back, so the training trajectory is the one without measurement."""
+        """Rows every layer of the current path gets from an independent batch (never absorbed)."""
         images, _ = self.ctx.data.extra_batch(self.ctx.seed, step, FRESH_STREAM)
+        return self._side_rows(images, self._arch, MEASURE_KEY)
+
+    def _unrelated_rows(self, step: int) -> dict[str, torch.Tensor]:
+        """The direction control's absorption: rows an independently drawn architecture feeds the layers on an
+        independent batch. Its own rng keys and batch stream: the training path and batch are never touched."""
+        images, _ = self.ctx.data.extra_batch(self.ctx.seed, step, UNRELATED_STREAM)
+        arch = self.ctx.space.sample(self.ctx.rng(UNRELATED_ARCH_KEY, step))
+        return self._side_rows(images, arch, UNRELATED_ROWS_KEY)
+
+    def _side_rows(self, images: torch.Tensor, arch, key: int) -> dict[str, torch.Tensor]:
+        """Rows each layer gets in a no_grad forward of `images` through `arch`; BN statistics are put back, so the
+        training trajectory is the one without this forward."""
         saved = [b.clone() for b in self.supernet.buffers()]
-        self._fresh = {}
+        self._sink, self._sink_key = {}, key
         try:
             with torch.no_grad():
-                self.supernet(images, self._arch)
+                self.supernet(images, arch)
         finally:
-            fresh, self._fresh = self._fresh, None
+            rows, self._sink = self._sink, None
             with torch.no_grad():
                 for buffer, value in zip(self.supernet.buffers(), saved):
                     buffer.copy_(value)
-        return fresh
+        return rows
 
     def _measure(self, before: dict[str, torch.Tensor], ws_dirs: dict, fresh: dict[str, torch.Tensor]) -> None:
         lr = self.optimizer.param_groups[0]["lr"]
@@ -413,11 +467,14 @@ class DisturbanceImmune(SinglePathStrategy):
             after = _joined([p.detach() for p in params])
             applied = after.to(torch.float64) - start.to(torch.float64)
             reference = -lr * _joined([ws_dirs[p] for p in params]).to(torch.float64)
-            prev, other = self._captured[name]
-            self.meter.add("prev", applied, reference, prev)
-            self.meter.add("prev_other", applied, reference, other)
-            if name in fresh:
-                self.meter.add("fresh", applied, reference, fresh[name])
+            drawn, heldout = self._captured[name]
+            self.meter.add("absorbed", applied, reference, drawn)
+            fresh_ratio = self.meter.add("fresh", applied, reference, fresh[name]) if name in fresh else None
+            # A linear layer fed a batch no larger than the absorbed rows has no held-out rows (smoke's classifier):
+            # selectivity then compares held-out and fresh rows over the same layers only.
+            if len(heldout) and fresh_ratio is not None:
+                self.meter.add("heldout", applied, reference, heldout)
+                self.meter.record("fresh_where_heldout", fresh_ratio)
         self.meter.steps += 1
 
     # ---- record and checkpoint -------------------------------------------------------------------------
@@ -428,7 +485,7 @@ class DisturbanceImmune(SinglePathStrategy):
         steps = self.stats["projected_steps"]
         valid = float(self.norms["valid"])
         ratios = self.meter.means()
-        prev, fresh = ratios["prev"], ratios["fresh"]
+        heldout, absorbed, fresh, matched = ratios["heldout"], ratios["absorbed"], ratios["fresh"], ratios["fresh_where_heldout"]
         return {
             "options": asdict(self.options),
             "projected_layers": len(self.layers),
@@ -442,12 +499,17 @@ class DisturbanceImmune(SinglePathStrategy):
             "mean_kept_grad_norm": float(self.norms["kept_sum"]) / valid if valid else None,
             "last_kept_grad_norm": float(self.norms["kept_last"]) if valid else None,
             "mean_applied_norm_ratio": float(self.norms["applied_sum"]) / valid if valid else None,
-            # ||dW X|| / ||dW_ws X||, mean over measured steps and layers (lower = more protection).
-            "protection": prev,
-            "protection_prev_other_rows": ratios["prev_other"],
+            # ||dW X|| / ||dW_ws X||, mean over measured steps and layers (lower = more protection), X = rows of the
+            # previous absorbed path's inputs that the projector did not absorb (held out).
+            "protection": heldout,
+            # The same on rows of an independent batch through the current path: the step's size in function space.
             "protection_fresh": fresh,
-            # < 1: earlier paths' inputs are protected more than inputs never absorbed.
-            "selectivity": prev / fresh if prev is not None and fresh else None,
+            # protection / protection_fresh, < 1: earlier paths' inputs are protected more than inputs never seen.
+            "selectivity": heldout / matched if heldout is not None and matched else None,
+            # Sanity check, not a measurement: on the rows the projector absorbed (variant "input") the
+            # protection is forced by construction (-> 0 as alpha -> 0).
+            "sanity_check_absorbed_rows_protection": absorbed,
+            "sanity_check_absorbed_rows_selectivity": absorbed / fresh if absorbed is not None and fresh else None,
             "measured_steps": self.meter.steps,
             "measure_interval": self.measure_interval,
         }
