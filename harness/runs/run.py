@@ -7,7 +7,6 @@ env.json, run.log, run.lock. A run directory is never overwritten: an existing o
 """
 from __future__ import annotations
 
-import errno
 import hashlib
 import io
 import json
@@ -15,7 +14,6 @@ import logging
 import os
 import shutil
 import signal
-import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -38,6 +36,7 @@ from harness.runs.fileio import DISK_FULL, atomic_write, read_json, write_bytes,
 from harness.scoring.groundtruth import GroundTruth
 from harness.runs.identity import check_identity, recorded_config, run_identity
 from harness.runs.lock import RunLock
+from harness.runs.signals import TermRaises
 from harness.scoring.metrics import ranking_report
 from harness.registry import FEATURES, SPACES, STRATEGIES
 from harness.strategies.base import Strategy, StrategyContext
@@ -220,22 +219,6 @@ class Terminated(KeyboardInterrupt):
     exit_code = 128 + signal.SIGTERM
 
 
-class _TermAsInterrupt:
-    def __enter__(self):
-        self.previous = None
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGTERM, self._raise)
-        return self
-
-    @staticmethod
-    def _raise(signum, _frame):
-        raise Terminated(signal.Signals(signum).name)
-
-    def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGTERM, self.previous)
-
-
 def _record_end(status_path: Path, log: logging.Logger, status: dict, message: str, level: int = logging.ERROR) -> None:
     """Best effort: on a full disk the status write itself may fail; run.log and stderr still say why."""
     status = {**status, "ended": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "pid": os.getpid()}
@@ -370,7 +353,7 @@ def _execute(p: Plan, gt: GroundTruth, data: DeviceData, identity: dict, strateg
         log.warning("%s", p.ground_truth_warning)
         print(f"WARNING: {p.ground_truth_warning}", flush=True)
     try:
-        with _TermAsInterrupt():
+        with TermRaises(Terminated):
             start_step = 0
             elapsed_before = 0.0
             if ckpt_path.exists():

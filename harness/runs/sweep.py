@@ -25,6 +25,7 @@ from pathlib import Path
 from harness.config import resolve
 from harness.errors import HarnessError
 from harness.runs.fileio import read_json, write_json
+from harness.runs.signals import TermRaises
 
 # After SIGTERM, how long cancelled tasks get to record themselves interrupted before the driver does it for them.
 STOP_GRACE_SECONDS = 10.0
@@ -267,7 +268,7 @@ def _execute(cells, requests, results, todo, runs_dir, address, cpus_per_run, gp
         if address or os.environ.get("RAY_ADDRESS"):
             check_resources(ray.cluster_resources(), cpus_per_run, gpus_per_run, "the Ray cluster")
         task = ray.remote(_run_cell).options(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=0)
-        with _TermStopsSweep():
+        with TermRaises(SweepTerminated):  # installed after ray.init, which sets its own handler
             pending = {task.remote(requests[i], marker): i for i in todo}
             with tqdm(total=len(todo), desc="sweep", unit="run", disable=not progress) as bar:
                 while pending:
@@ -285,24 +286,6 @@ def _execute(cells, requests, results, todo, runs_dir, address, cpus_per_run, gp
         (runs_dir / marker).unlink(missing_ok=True)
         if started:
             ray.shutdown()
-
-
-class _TermStopsSweep:
-    """SIGTERM to the driver ends the sweep like Ctrl-C (installed after ray.init, which sets its own handler)."""
-
-    def __enter__(self):
-        self.previous = None
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGTERM, self._raise)
-        return self
-
-    @staticmethod
-    def _raise(signum, _frame):
-        raise SweepTerminated(signal.Signals(signum).name)
-
-    def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGTERM, self.previous)
 
 
 def _stop(ray, pending: dict, run_dirs: list[Path]) -> None:
