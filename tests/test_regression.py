@@ -237,7 +237,7 @@ def test_selftest_runs_clean_code_on_fresh_seeds_and_reports_the_detection_curve
     lrs = {fault: overrides for _s, _seed, fault, overrides in seen if fault and fault.startswith("lr_")}
     assert lrs == {"lr_half": ("train.lr=0.025",), "lr_quarter": ("train.lr=0.0125",), "lr_tenth": ("train.lr=0.005000000000000001",)}
     table = [line for line in lines if line.startswith("selftest: | lr x")]
-    tol = regression.tolerance(b.strategies["ws"], 4)
+    tol = regression.tolerance(b, "ws", 4)
     assert [row.split("|")[1].strip() for row in table] == ["lr x 0.5", "lr x 0.25", "lr x 0.1"]
     assert ("passes (missed)" in table[0]) == (0.01 <= tol) and "fails (caught)" in table[2]
     assert f"{0.08:+.4f}" in table[1] and f"{tol:.4f}" in table[1]

@@ -198,7 +198,7 @@ def detection_curve(baseline: regression.Baseline, points: Sequence[tuple[Fault,
                 continue
             mean = float(sum(taus) / len(taus))
             curve.append(CurvePoint(fault.name, float(fault.lr_factor), name, mean, base.mean - mean,
-                                    regression.tolerance(base, len(taus), baseline.false_alarm), caught))
+                                    regression.tolerance(baseline, name, len(taus)), caught))
     return curve
 
 
