@@ -5,7 +5,7 @@ Runs `dinas` (the preset's default options, plus any --set) at each seed unless 
 exists in --runs-dir, then prints each run's `protection_fresh` (mean ||dW X|| / ||dW_ws X|| on fresh rows) and
 their mean, the factor to pass to the control:
 
-    OMP_NUM_THREADS=1 HARNESS_DATA=/work/shared/data .venv/bin/python benchmarks/calibrate_dinas_control.py \
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/calibrate_dinas_control.py \
         --preset mini --seeds 100,101
     python -m harness bench --strategy ws --preset mini --seed S --set strategy.ws.function_match=VALUE
 """

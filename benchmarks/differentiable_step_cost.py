@@ -6,7 +6,7 @@ A block is `--steps` consecutive steps (a multiple of idarts' inner_steps, so it
 counted in proportion). Reported: median seconds per step over rounds, and the median over rounds of the
 per-round ratio to ws.
 
-    OMP_NUM_THREADS=1 HARNESS_DATA=/work/shared/data .venv/bin/python benchmarks/differentiable_step_cost.py
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/differentiable_step_cost.py
 """
 from __future__ import annotations
 

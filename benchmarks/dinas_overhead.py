@@ -10,7 +10,7 @@ layer has been used, and their size no longer grows -- and, in a fresh process p
 resident set grows while training `--memory-steps` steps after the strategy and data are built (the
 process's peak is set by loading the data, the same for all, so it would hide the difference).
 
-    OMP_NUM_THREADS=1 HARNESS_DATA=/work/shared/data .venv/bin/python benchmarks/dinas_overhead.py
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/dinas_overhead.py
 """
 from __future__ import annotations
 

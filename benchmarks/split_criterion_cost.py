@@ -8,7 +8,7 @@ Each measurement runs in a fresh subprocess so that neither inherits the other's
   CUDA  torch.cuda.max_memory_allocated during the decision minus memory allocated before it.
 The NAS-LID paper (arXiv 2211.12759) reports up to 86% less GPU memory than gradient matching on NB201.
 
-    OMP_NUM_THREADS=1 HARNESS_DATA=/work/shared/data .venv/bin/python benchmarks/split_criterion_cost.py
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/split_criterion_cost.py
 """
 from __future__ import annotations
 
