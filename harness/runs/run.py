@@ -245,7 +245,7 @@ def bench(req: BenchRequest) -> dict:
         torch.set_num_threads(cfg.compute.threads)
 
     if (run_dir / "config.json").exists() and not req.resume:
-        status = _state_of(run_dir)
+        status = run_state(run_dir)
         damage = f", damaged: {', '.join(missing_results(run_dir))} missing" if status == "complete" and missing_results(run_dir) else ""
         raise HarnessError(f"run directory {run_dir} already exists (status: {status}{damage}); pass --resume to continue it, or --name to start another")
     if not (run_dir / "config.json").exists() and req.resume:
@@ -285,7 +285,7 @@ def bench(req: BenchRequest) -> dict:
         with RunLock(run_dir):
             # Checked again under the lock: another process may have created the run since the check above.
             if (run_dir / "config.json").exists() and not req.resume:
-                raise HarnessError(f"run directory {run_dir} already exists (status: {_state_of(run_dir)}); pass --resume to continue it, or --name to start another")
+                raise HarnessError(f"run directory {run_dir} already exists (status: {run_state(run_dir)}); pass --resume to continue it, or --name to start another")
             if (run_dir / "config.json").exists():
                 check_identity(run_dir, identity, p.strategy_cls.Options)
                 if _is_complete(run_dir):
@@ -309,14 +309,14 @@ def missing_results(run_dir: Path) -> list[str]:
 
 
 def _is_complete(run_dir: Path) -> bool:
-    return (run_dir / "config.json").is_file() and _state_of(run_dir) == "complete" and not missing_results(run_dir)
+    return (run_dir / "config.json").is_file() and run_state(run_dir) == "complete" and not missing_results(run_dir)
 
 
 def _check_rebuildable(run_dir: Path) -> None:
     """A run recorded complete but missing results is rebuilt from its estimates or final checkpoint; with neither,
     rerunning would silently train it again from scratch, so the user decides."""
     missing = missing_results(run_dir)
-    if _state_of(run_dir) != "complete" or not missing:
+    if run_state(run_dir) != "complete" or not missing:
         return
     if not (run_dir / ESTIMATES_FILE).is_file() and not (run_dir / "checkpoint.pt").is_file():
         raise HarnessError(f"run {run_dir} is damaged: {', '.join(missing)} missing and neither {ESTIMATES_FILE} nor checkpoint.pt "
@@ -335,7 +335,8 @@ def _first_missing(path: Path) -> Path | None:
     return path
 
 
-def _state_of(run_dir: Path) -> str:
+def run_state(run_dir: Path) -> str:
+    """The state a run directory's status.json records ('unknown' when it cannot be read)."""
     try:
         return read_json(run_dir / "status.json").get("state", "unknown")
     except (OSError, ValueError, AttributeError):

@@ -122,13 +122,6 @@ def _metrics_tau(run_dir: Path) -> float | None:
         return None
 
 
-def _state(run_dir: Path) -> str:
-    try:
-        return read_json(run_dir / "status.json").get("state", "unknown")
-    except (OSError, ValueError, AttributeError):
-        return "unknown"
-
-
 def prepare(cells, runs_dir: Path, cpus_per_run: float, data_dir, plugins=None) -> tuple[list, list[CellResult | None]]:
     """Validates every cell before any work. Returns (requests, results): results[i] is already final for
     invalid cells, complete runs and runs whose record does not match; None where the cell must run."""
@@ -164,7 +157,7 @@ def prepare(cells, runs_dir: Path, cpus_per_run: float, data_dir, plugins=None) 
 
 def _run_cell(req, marker: str | None) -> dict:
     """Body of one Ray task: one ordinary run; every outcome comes back as (state, one-line error, tau)."""
-    from harness.runs.run import bench, run_name
+    from harness.runs.run import bench, run_name, run_state
 
     run_dir = Path(req.runs_dir) / run_name(req)
     if marker and not (Path(req.runs_dir) / marker).exists():
@@ -175,7 +168,7 @@ def _run_cell(req, marker: str | None) -> dict:
         metrics = bench(req)
         return {"state": "complete", "error": None, "tau": metrics["metrics"]["kendall_tau"]}
     except HarnessError as exc:
-        state = _state(run_dir) if (run_dir / "status.json").exists() else "failed"
+        state = run_state(run_dir) if (run_dir / "status.json").exists() else "failed"
         return {"state": "interrupted" if state == "interrupted" else "failed", "error": str(exc), "tau": None}
     except KeyboardInterrupt:
         return {"state": "interrupted", "error": "interrupted; rerun the sweep to resume", "tau": None}
@@ -313,8 +306,9 @@ def _stop(ray, pending: dict, run_dirs: list[Path]) -> None:
 def mark_interrupted(run_dir: Path, why: str) -> bool:
     """Records a run left `running` by a task that was stopped as interrupted, unless a process still holds it."""
     from harness.runs.lock import LOCK_FILE
+    from harness.runs.run import run_state
 
-    if _state(run_dir) != "running":
+    if run_state(run_dir) != "running":
         return False
     try:
         with open(run_dir / LOCK_FILE, "a+") as handle:
