@@ -1,7 +1,9 @@
 """The numbers in README.md and docs/*.md are the generator's output from the committed summaries."""
 from pathlib import Path
 
+import pandas as pd
 import pytest
+import scipy.stats
 
 from harness.cli import main
 from harness.errors import HarnessError
@@ -43,7 +45,7 @@ def test_the_baseline_block_is_computed_from_the_committed_json(tmp_path):
 
 
 def test_bad_blocks_are_one_line_errors(tmp_path):
-    with pytest.raises(HarnessError, match="unknown generated block 'nope'; accepted: regress-baseline, summary/STEM"):
+    with pytest.raises(HarnessError, match="unknown generated block 'nope'; accepted: regress-baseline, summary/STEM, verdict/STEM"):
         fill("<!-- generated:nope -->\n<!-- /generated -->\n", tmp_path)
     with pytest.raises(HarnessError, match=r"summary/absent: .*absent.csv does not exist"):
         fill("<!-- generated:summary/absent -->\n<!-- /generated -->\n", tmp_path)
@@ -74,3 +76,42 @@ def test_a_tables_summary_is_shown_by_its_ranking_columns(tmp_path):
     assert "| `ws`       | mini     | -               | 0,1     | 0.396 ± 0.062 |" in filled
     assert "| `params`   | mini     | eval.flip=false | 0       | 0.586" in filled
     assert "wall" not in filled and "300" not in filled  # run times live elsewhere
+
+
+def test_a_compare_paired_summary_renders_as_compare_prints_it_with_its_verdict(tmp_path):
+    """compare's own paired.csv, copied to results/summaries/, is shown with the truth, estimator and test in
+    every row, its interval is scipy's ttest_rel one, and its verdict block says what compare says."""
+    import json
+    import shutil
+
+    import numpy as np
+
+    from harness.reports import compare as cmp
+    from harness.runs.sweep import Cell, CellResult
+    from harness.scoring import stats
+
+    truth = np.arange(30.0)
+    results, taus = [], {"a": [], "b": []}
+    for label, scale in (("a", 3.0), ("b", 12.0)):
+        for seed in range(4):
+            estimate = truth + np.random.default_rng(seed + (0 if label == "a" else 50)).normal(scale=scale, size=30)
+            run = tmp_path / "runs" / f"{label}-{seed}"
+            run.mkdir(parents=True)
+            pd.DataFrame({"index": np.arange(30), "estimate": estimate, "ground_truth": truth}).to_csv(run / "predictions.csv", index=False)
+            taus[label].append(stats.kendall(estimate, truth))
+            (run / "metrics.json").write_text(json.dumps({"estimator": "final-loss-flip", "metrics": {"kendall_tau": taus[label][-1]}}))
+            results.append(CellResult(Cell(label, seed=seed, label=label), run, "complete", None, taus[label][-1]))
+    variants = [cmp.Variant("a", "a"), cmp.Variant("b", "b")]
+    _text, paths = cmp.write_report(cmp.read_results(results), variants, "b", tmp_path / "out", "t", arch_resamples=20)
+    (tmp_path / "results" / "summaries").mkdir(parents=True)
+    shutil.copy(paths["paired_csv"], tmp_path / "results" / "summaries" / "v.csv")
+    table = fill("<!-- generated:summary/v -->\n<!-- /generated -->\n", tmp_path)
+    expected = scipy.stats.ttest_rel(taus["a"], taus["b"]).confidence_interval()
+    assert f"[{expected.low:.3f}, {expected.high:.3f}]" in table
+    assert "| benchmark | final-loss-flip | paired t-test on per-seed tau differences" in table and "4 (0,1,2,3)" in table
+    said = fill("<!-- generated:verdict/v -->\n<!-- /generated -->\n", tmp_path)
+    assert said.count("\n- ") + said.startswith("- ") == 1 and "[truth: benchmark]" in said
+    assert said.splitlines()[1] == f"- {cmp.verdict(pd.read_csv(paths['paired_csv']))[0]} [truth: benchmark]"
+    (tmp_path / "results" / "summaries" / "t.csv").write_text("a\n1\n")
+    with pytest.raises(HarnessError, match="verdict/t: .* is not a copy of compare's paired.csv"):
+        fill("<!-- generated:verdict/t -->\n<!-- /generated -->\n", tmp_path)

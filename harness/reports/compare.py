@@ -83,6 +83,8 @@ def cell_labels(variants: Sequence[Variant], seeds: Sequence[int]) -> list[str]:
 
 
 TRUTHS = ("benchmark", "proxy")
+# The decision rule of every pair, named in paired.csv and in the documents quoting it.
+TEST_NAME = "paired t-test on per-seed tau differences, two-sided 5%"
 
 
 def read_results(results: Sequence[CellResult], labels: Sequence[str] | None = None, estimator: str | None = None,
@@ -393,6 +395,10 @@ def write_report(rows: pd.DataFrame, variants: Sequence[Variant], reference: str
     seeds = per_seed(rows, variants, reference, arch_resamples)
     v_show, p_show, s_show = show_variants(by_variant), show_paired(pairs), show_per_seed(seeds)
     truth = truth_name(rows)
+    if not pairs.empty:  # paired.csv names what it is about, so a copy under results/summaries/ stands alone
+        pairs.insert(2, "truth", truth)
+        pairs.insert(3, "estimator", ",".join(dict.fromkeys(str(e) for e in _done(rows)["estimator"].dropna())))
+        pairs.insert(4, "test", TEST_NAME)
     for shown in (v_show, p_show, s_show):  # the truth every tau was measured against, named in every row
         if not shown.empty:
             shown.insert(1, "truth", truth)

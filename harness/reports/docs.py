@@ -5,7 +5,9 @@ two markers is rewritten. NAME is one of:
 - `regress-baseline`: the CI gate's baseline, results/baselines/regress.json (Kendall tau per seed);
 - `summary/STEM`: the table results/summaries/STEM.csv (any summary a report writes, e.g. a compare's
   strategies.csv or paired.csv copied there when its verdict is quoted). A copy of `tables`' runs.csv is
-  shown by its ranking columns (mean over seeds, ± the seed sd where there are several).
+  shown by its ranking columns (mean over seeds, ± the seed sd where there are several); a copy of
+  `compare`'s paired.csv as compare prints it, with the truth, the estimator and the test in every row;
+- `verdict/STEM`: the verdict sentences `compare` prints for such a paired.csv copy, one per pair.
 tests/test_docs.py fails when a committed document differs from what this module generates.
 """
 from __future__ import annotations
@@ -86,23 +88,68 @@ def _ranking_view(frame: pd.DataFrame) -> pd.DataFrame:
     return view
 
 
-def summary_table(root: Path, stem: str) -> str:
+# A copy of compare's paired.csv is recognised by the columns of its decision rule.
+PAIRED_COLUMNS = ("label", "reference", "mean_diff", "t_lo", "t_hi", "p_t")
+
+
+def _summary_path(root: Path, kind: str, stem: str) -> Path:
     path = Path(root) / SUMMARIES / f"{stem}.csv"
     if not path.is_file():
         found = sorted(p.stem for p in (Path(root) / SUMMARIES).glob("*.csv"))
-        raise HarnessError(f"generated block summary/{stem}: {path} does not exist; accepted: {', '.join(found) or 'none yet'}")
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    if "kendall_tau_mean" in frame:
-        frame = _ranking_view(frame)
+        raise HarnessError(f"generated block {kind}/{stem}: {path} does not exist; accepted: {', '.join(found) or 'none yet'}")
+    return path
+
+
+def _paired_frame(path: Path, kind: str) -> pd.DataFrame | None:
+    frame = pd.read_csv(path, dtype={"label": str, "reference": str, "seeds": str}, keep_default_na=False)
+    if not all(c in frame for c in PAIRED_COLUMNS):
+        if kind == "verdict":
+            raise HarnessError(f"generated block verdict/{path.stem}: {path} is not a copy of compare's paired.csv "
+                               f"(accepted: a CSV with columns {', '.join(PAIRED_COLUMNS)})")
+        return None
+    numeric = [c for c in frame if c not in ("label", "reference", "seeds", "truth", "estimator", "test")]
+    frame[numeric] = frame[numeric].apply(pd.to_numeric, errors="coerce")
+    return frame
+
+
+def _paired_view(frame: pd.DataFrame) -> pd.DataFrame:
+    from harness.reports.compare import show_paired
+
+    view = show_paired(frame)
+    for position, column in enumerate(("truth", "estimator", "test"), start=1):
+        view.insert(position, column, frame[column] if column in frame else "not recorded")
+    return view
+
+
+def summary_table(root: Path, stem: str) -> str:
+    path = _summary_path(root, "summary", stem)
+    paired = _paired_frame(path, "summary")
+    if paired is not None:
+        frame = _paired_view(paired)
+    else:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        if "kendall_tau_mean" in frame:
+            frame = _ranking_view(frame)
     return f"{frame.to_markdown(index=False, disable_numparse=True)}\n\nFrom `{(SUMMARIES / path.name).as_posix()}`.\n"
+
+
+def verdict_lines(root: Path, stem: str) -> str:
+    from harness.reports.compare import verdict
+
+    frame = _paired_frame(_summary_path(root, "verdict", stem), "verdict")
+    truths = frame["truth"] if "truth" in frame else ["not recorded"] * len(frame)
+    lines = [f"- {line} [truth: {truth}]" for line, truth in zip(verdict(frame), truths)]
+    return "\n".join(lines) + f"\n\nFrom `{(SUMMARIES / f'{stem}.csv').as_posix()}`.\n"
 
 
 def render(name: str, root: Path) -> str:
     if name == "regress-baseline":
         return regress_baseline(root)
-    if name.startswith("summary/") and re.fullmatch(r"[A-Za-z0-9_.-]+", name[len("summary/"):]):
-        return summary_table(root, name[len("summary/"):])
-    raise HarnessError(f"unknown generated block {name!r}; accepted: regress-baseline, summary/STEM (results/summaries/STEM.csv)")
+    kind, _, stem = name.partition("/")
+    if kind in ("summary", "verdict") and re.fullmatch(r"[A-Za-z0-9_.-]+", stem):
+        return summary_table(root, stem) if kind == "summary" else verdict_lines(root, stem)
+    raise HarnessError(f"unknown generated block {name!r}; accepted: regress-baseline, summary/STEM, verdict/STEM "
+                       "(results/summaries/STEM.csv)")
 
 
 def fill(text: str, root: Path, where: str = "document") -> str:
