@@ -4,7 +4,9 @@ Each arm is a set of finished runs of one strategy and preset at tuning seeds (>
 other arms only in `data.*` (how many training-split rows are held out, whether official test images are
 added to them, how many are estimated on). Per run: its training and estimation images (as the run recorded
 them in `metrics.json -> data`) and the Kendall tau of its own estimator on the *probe* architectures; per
-arm, the probe tau paired by seed against the reference arm (the first), with a paired-t interval. Scored
+arm, the probe tau paired by seed against the reference arm (the first), with a paired-t interval, and (for
+runs made with `eval.all_estimators=true`) the Kendall tau between the estimates from the two halves of the
+held-out images, by loss: how noisy the estimate itself is. Scored
 architectures are not read: the split between training and estimation images is a setting, chosen on
 probes and tuning seeds only.
 
@@ -45,7 +47,9 @@ def read_arm(label: str, pattern: str) -> list[dict]:
                      "of them official test images": int(data.get("holdout_test_images", 0)),
                      "training steps": int(record["total_steps"]),
                      "probe archs": int(record["probe_metrics"]["num_archs"]),
-                     "probe tau": float(record["probe_metrics"]["kendall_tau"])})
+                     "probe tau": float(record["probe_metrics"]["kendall_tau"]),
+                     # runs made with eval.all_estimators=true also score the two halves of their held-out images
+                     "halves agreement": (record.get("estimators", {}).get("halves", {}).get("loss") or {}).get("agreement_kendall_tau")})
     return rows
 
 
@@ -71,7 +75,8 @@ def study(arms: list[tuple[str, str]]) -> pd.DataFrame:
                     "probe tau mean": f"{mine['probe tau'].mean():.3f}",
                     f"minus {reference}, paired [95% t]": ("reference" if label == reference else
                                                            f"{mean:+.3f} [{lo:+.3f}, {hi:+.3f}]" if np.isfinite(lo) else f"{mean:+.3f}"),
-                    "per seed": " / ".join(f"{d:+.3f}" for d in diffs)})
+                    "per seed": " / ".join(f"{d:+.3f}" for d in diffs),
+                    "halves agreement by loss": " / ".join("-" if a is None else f"{a:.2f}" for a in mine["halves agreement"])})
     return pd.DataFrame(out)
 
 
