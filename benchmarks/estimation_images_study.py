@@ -76,7 +76,7 @@ def study(arms: list[tuple[str, str]]) -> pd.DataFrame:
                     f"minus {reference}, paired [95% t]": ("reference" if label == reference else
                                                            f"{mean:+.3f} [{lo:+.3f}, {hi:+.3f}]" if np.isfinite(lo) else f"{mean:+.3f}"),
                     "per seed": " / ".join(f"{d:+.3f}" for d in diffs),
-                    "halves agreement by loss": " / ".join("-" if a is None else f"{a:.2f}" for a in mine["halves agreement"])})
+                    "halves agreement by loss": " / ".join("-" if pd.isna(a) else f"{a:.2f}" for a in mine["halves agreement"])})
     return pd.DataFrame(out)
 
 
