@@ -89,3 +89,13 @@ def test_paper_claims_command_renders_without_running(env_data, tmp_path, capsys
     assert main(["paper", "claims", "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "out"), "--preset", "smoke", "--seeds", "0-1"]) == 0
     assert not (tmp_path / "runs").exists()  # nothing was run without --run
     assert (tmp_path / "out" / "paper_claims.md").is_file() and "not run yet" in capsys.readouterr().out
+
+
+def test_a_claim_with_part_of_its_planned_seeds_gets_no_verdict(smoke_runs, tmp_path):
+    """Seeds are fixed in advance; two of three done shows the interim interval and waits for the third."""
+    runs, taus = smoke_runs
+    first = claims_table(claim_tests("smoke", (0, 1, 2), calibration_dir=tmp_path), runs).iloc[0]
+    mean, low, high = t_interval(paired_differences([taus["dinas", s] for s in SEEDS], [taus["ws", s] for s in SEEDS]))
+    assert first["n"] == 2 and (first["mean"], first["low"], first["high"]) == pytest.approx((mean, low, high))
+    assert first["result"].endswith("interim: 2 of 3 planned seed pairs")
+    assert first["verdict"].startswith("incomplete: the verdict waits for all 3 seed pairs: python -m harness compare ")
