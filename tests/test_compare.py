@@ -202,14 +202,20 @@ def test_cli_rejects_bad_input_before_running(tmp_path, monkeypatch, capsys):
     assert ran == []
 
 
-def test_real_smoke_comparison_prints_tables_and_writes_the_figure(env_data, tmp_path, capsys):
+def test_real_smoke_comparison_prints_tables_and_writes_the_figure(env_data, tmp_path, capsys, monkeypatch):
     args = ["compare", "--strategies", "ws,params", "--seeds", "0,1", "--preset", "smoke", "--runs-dir", str(tmp_path / "runs"),
             "--out", str(tmp_path / "out"), "--arch-bootstrap", "50"]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "### Per strategy" in out and "params - ws" in out and (tmp_path / "out" / "compare.png").is_file()
-    # a second call finds the runs and runs nothing again
-    assert main(args) == 0
+    # a second call finds the runs and runs nothing again; --summary copies its paired.csv where `make docs` reads it
+    monkeypatch.chdir(tmp_path)
+    assert main(args + ["--summary", "smoke_verdict"]) == 0
+    assert "(rendered by `make docs`)" in capsys.readouterr().out
+    from harness.reports.docs import fill
+    said = fill("<!-- generated:verdict/smoke_verdict -->\n<!-- /generated -->\n", tmp_path)
+    assert "params - ws" not in said and ("params ranks better than ws" in said or "no detectable difference between params and ws" in said)
+    assert main(args + ["--summary", "../escape"]) == 2 and "--summary '../escape'; accepted" in capsys.readouterr().err
 
 
 def test_tables_mark_single_seed_rows_as_without_interval():

@@ -1,13 +1,17 @@
 """`compare`: run strategies (or named variants) on the same seeds and report the verdict with its uncertainty."""
 from __future__ import annotations
 
+import re
+import shutil
 from pathlib import Path
 
+from harness.errors import HarnessError
 from harness.plugins import add_plugin_argument
 from harness.registry import COMMANDS
 from harness.runs.run import RUNS_DIR
 
 TABLES_DIR = Path("results/tables")
+SUMMARIES_DIR = Path("results/summaries")
 VARIANT_HELP = (
     "a named variant LABEL=STRATEGY[:SECTION.KEY=VALUE[:...]] (overrides separated by ':'), e.g. "
     "'ws-lr3=ws:train.lr=0.015' or 'dinas-grad=dinas:strategy.dinas.variant=grad'; repeatable, combines with --strategies"
@@ -39,12 +43,17 @@ class Compare:
                             help="rank against the benchmark's ground truth (default), or against the preset's proxy truth "
                                  "(results/truth/<space>-<preset>.csv: the weight-sharing error alone)")
         parser.add_argument("--arch-bootstrap", type=int, default=1000, help="architecture bootstrap resamples per seed (default 1000)")
+        parser.add_argument("--summary", default=None, metavar="STEM",
+                            help=f"when every run is complete, also copy paired.csv to {SUMMARIES_DIR}/STEM.csv, where "
+                                 "`make docs` renders it (<!-- generated:summary/STEM --> and verdict/STEM blocks)")
         add_plugin_argument(parser)
 
     @staticmethod
     def run(args) -> int:
         from harness import api
 
+        if args.summary is not None and not re.fullmatch(r"[A-Za-z0-9_.-]+", args.summary):
+            raise HarnessError(f"--summary {args.summary!r}; accepted: a file stem of letters, digits, '_', '.', '-'")
         result = api.compare(
             strategies=args.strategies, variants=args.variants, seeds=args.seeds, preset=args.preset, space=args.space,
             reference=args.reference, overrides=args.overrides, plugins=args.plugins, runs_dir=args.runs_dir,
@@ -54,4 +63,11 @@ class Compare:
         print(result.text)
         for path in result.paths.values():
             print(f"wrote {path}")
+        if args.summary is not None:
+            if not result.complete:
+                print(f"--summary {args.summary}: not written, some runs are not complete (a quoted verdict needs every planned seed)")
+            else:
+                SUMMARIES_DIR.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(result.paths["paired_csv"], SUMMARIES_DIR / f"{args.summary}.csv")
+                print(f"wrote {SUMMARIES_DIR / (args.summary + '.csv')} (rendered by `make docs`)")
         return 0 if result.complete else 1
