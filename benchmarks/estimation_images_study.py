@@ -28,7 +28,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness.scoring.stats import t_interval  # noqa: E402
 
-FIRST_TUNING_SEED = 100
+from harness.strategies.dinas.calibrate import TUNING_SEEDS_FROM as FIRST_TUNING_SEED  # noqa: E402  (one boundary for every tuning study)
 
 
 def read_arm(label: str, pattern: str) -> list[dict]:
