@@ -69,10 +69,10 @@ regress: setup
 rebaseline: setup
 	$(PY) -m harness rebaseline $(ARGS)
 
-# Verdicts with uncertainty: make compare STRATEGIES=ws,dinas SEEDS=0-4 [PRESET=mini] [ARGS='--variants ctl=ws:train.lr=0.015'].
+# Verdicts with uncertainty: make compare STRATEGIES=ws,dinas SEEDS=0-8 [PRESET=mini] (9 seeds: what the paired sd on mini asks for to detect 0.05 tau, docs/noise.md) [ARGS='--variants ctl=ws:train.lr=0.015'].
 # The gate's own test: make regress-selftest plants known regressions and shows the gate catches each.
 STRATEGIES ?= ws,dinas
-SEEDS ?= 0-4
+SEEDS ?= 0-8
 .PHONY: compare regress-selftest
 
 compare: setup

@@ -36,7 +36,7 @@ from harness.scoring.metrics import kendall_tau  # noqa: E402
 from harness.scoring.stats import t_interval  # noqa: E402
 
 INCUMBENT = "final-loss-flip"
-from harness.strategies.dinas.calibrate import TUNING_SEEDS_FROM as FIRST_TUNING_SEED  # noqa: E402  (one boundary for every tuning study)
+from harness.scoring.archsets import TUNING_SEEDS_FROM as FIRST_TUNING_SEED  # noqa: E402  (one boundary for every tuning study)
 
 
 def bootstrap_sd(est: np.ndarray, truth: np.ndarray, resamples: int, seed: int) -> float:

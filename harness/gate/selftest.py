@@ -36,6 +36,7 @@ from harness.errors import HarnessError
 from harness.runs.fileio import read_json
 from harness.gate.regression import Outcome
 from harness.runs.sweep import Cell, CellResult
+from harness.scoring.archsets import TUNING_SEEDS_FROM
 
 
 @contextlib.contextmanager
@@ -121,8 +122,9 @@ FAULTS = {f.name: f for f in (
     Fault("lr_half", "learning rate x 0.5", ("ws",), lr_factor=0.5, graded=True),
     Fault("lr_quarter", "learning rate x 0.25", ("ws",), lr_factor=0.25, graded=True),
 )}
-# Clean code also runs on seeds FRESH_SEED_START, FRESH_SEED_START + 1, ... (as many as the gate's seeds).
-FRESH_SEED_START = 100
+# Clean code also runs on seeds FRESH_SEED_START, FRESH_SEED_START + 1, ... (as many as the gate's seeds):
+# the first tuning seeds, which no baseline uses.
+FRESH_SEED_START = TUNING_SEEDS_FROM
 
 
 def fresh_seeds(seeds: Sequence[int], start: int = FRESH_SEED_START) -> list[int]:

@@ -11,6 +11,9 @@ and what they learn transfers to the scored population.
 
 `eval.num_archs = 0` scores the whole space (no split, no probes): the full-space presets compare with
 published numbers.
+
+Seeds are split the same way once for all: settings are chosen (and controls calibrated) on tuning seeds,
+`TUNING_SEEDS_FROM` and above; verdicts, tables and the gate's baseline use the seeds below.
 """
 from __future__ import annotations
 
@@ -23,6 +26,8 @@ from harness.errors import HarnessError
 
 # Part of every result's record (config.json -> eval.split_seed, metrics.json -> arch_split).
 DEFAULT_SPLIT_SEED = 0
+# Verdict seeds are 0..99; tuning studies, calibration and the gate's fresh-seed check use 100 and above.
+TUNING_SEEDS_FROM = 100
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,7 @@ import statistics
 from typing import Sequence
 
 from harness.errors import HarnessError
-
-TUNING_SEEDS_FROM = 100  # verdict seeds are 0..99; calibration and tuning use 100 and above
+from harness.scoring.archsets import TUNING_SEEDS_FROM
 
 
 def check_tuning_seeds(seeds: Sequence[int]) -> None:
