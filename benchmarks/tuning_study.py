@@ -98,7 +98,11 @@ def setting_keys(arms: list[list[dict]]) -> list[str]:
 
 
 def describe(config: dict, keys: list[str]) -> str:
-    return ", ".join(f"{k}={'(preset)' if config.get(k) is None else config.get(k)}" for k in keys) or "-"
+    """`key=value` for each varied key that applies to this arm (another strategy's options do not)."""
+    def applies(key: str) -> bool:
+        parts = key.split(".")
+        return not (parts[0] == "strategy" and len(parts) > 2 and parts[1] != config.get("strategy"))
+    return ", ".join(f"{k}={'(preset)' if config.get(k) is None else config.get(k)}" for k in keys if applies(k)) or "-"
 
 
 def study(arms: list[tuple[str, str]], not_candidates: tuple[str, ...] = ()) -> tuple[pd.DataFrame, str]:
@@ -160,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     if len({label for label, _ in arms}) != len(arms):
         raise SystemExit(f"tuning_study: arm labels repeat ({', '.join(label for label, _ in arms)}); accepted: distinct labels")
     table, choice = study(arms, tuple(args.not_candidate))
-    print(table.to_markdown(index=False))
+    print(table.to_markdown(index=False, disable_numparse=True))
     incumbent = arms[0][0]
     print(f"choice (the incumbent {incumbent} unless a candidate's probe tau is higher on every tuning seed): {choice}"
           + (" (incumbent kept)" if choice == incumbent else f" (replaces {incumbent})"))
