@@ -73,17 +73,17 @@ def test_the_estimator_study_refuses_verdict_seeds(tmp_path):
 
 
 def _tuning_run(root: Path, name: str, seed: int, probe_tau: float, train: int = 3590, held: int = 2000, test: int = 0,
-                strategy_options: dict | None = None, probe_seed: int = 1) -> None:
+                strategy_options: dict | None = None, probe_seed: int = 1, strategy: str = "dinas") -> None:
     run = root / f"{name}-seed{seed}"
     run.mkdir(parents=True)
-    record = {"seed": seed, "strategy": "dinas", "preset": "mini", "space": "nb201", "estimator": "final-loss-flip",
+    record = {"seed": seed, "strategy": strategy, "preset": "mini", "space": "nb201", "estimator": "final-loss-flip",
               "total_steps": train // 64 * 100,
               "data": {"train_images": train, "eval_images": held, "holdout_test_images": test},
               "probe_metrics": {"num_archs": 200, "kendall_tau": probe_tau}}
     config = {"config": {"compute": {"threads": 1}, "data": {"holdout_images": held, "holdout_test": bool(test)},
                          "eval": {"num_archs": 50, "probe_archs": 200, "probe_seed": probe_seed, "split_seed": 0,
                                   "ground_truth": "cifar10_test"},
-                         "strategy": {"dinas": strategy_options or {}}, "train": {"epochs": 100}}}
+                         "strategy": {strategy: strategy_options or {}}, "train": {"epochs": 100}}}
     (run / "metrics.json").write_text(json.dumps(record))
     (run / "config.json").write_text(json.dumps(config))
 
@@ -108,6 +108,11 @@ def test_the_tuning_study_pairs_arms_by_seed_on_probes_and_keeps_the_incumbent_u
     # a setting a default may not take is shown, never chosen
     table, choice = study.study(arms, not_candidates=("strict",))
     assert choice == "default" and table.set_index("arm").loc["strict", "higher on every seed"] == "yes (not a candidate)"
+    # another strategy's arm shows what it is, not the options of a strategy it does not run
+    for seed in (100, 101, 102):
+        _tuning_run(tmp_path, "ws", seed, 0.3, strategy="ws")
+    table, _choice = study.study(arms + [("ws", str(tmp_path / "ws-seed*"))], not_candidates=("ws",))
+    assert table.set_index("arm").loc["ws", "setting"] == "strategy=ws"
 
 
 def test_the_tuning_study_refuses_verdict_seeds_mixed_arms_and_other_probe_sets(tmp_path):
