@@ -99,3 +99,10 @@ def test_a_claim_with_part_of_its_planned_seeds_gets_no_verdict(smoke_runs, tmp_
     assert first["n"] == 2 and (first["mean"], first["low"], first["high"]) == pytest.approx((mean, low, high))
     assert first["result"].endswith("interim: 2 of 3 planned seed pairs")
     assert first["verdict"].startswith("incomplete: the verdict waits for all 3 seed pairs: python -m harness compare ")
+
+
+def test_each_claim_keeps_its_planned_seeds_unless_the_user_names_seeds(tmp_path):
+    planned = {t.claim: len(t.seeds) for t in claim_tests("mini", calibration_dir=tmp_path) if t.preset == "mini"}
+    assert planned[next(c for c in planned if c.startswith("disturbance-immune (projected)"))] == 9
+    assert [n for c, n in planned.items() if "control" in c or "step match" in c] == [16, 16]
+    assert {len(t.seeds) for t in claim_tests("mini", range(4), calibration_dir=tmp_path) if t.preset == "mini"} == {4}
