@@ -241,6 +241,17 @@ def test_selftest_runs_clean_code_on_fresh_seeds_and_reports_the_detection_curve
     assert [row.split("|")[1].strip() for row in table] == ["lr x 0.5", "lr x 0.25", "lr x 0.1"]
     assert ("passes (missed)" in table[0]) == (0.01 <= tol) and "fails (caught)" in table[2]
     assert f"{0.08:+.4f}" in table[1] and f"{tol:.4f}" in table[1]
+    # the same checks, one row per check and strategy, as the CSV the gate's docs render
+    result = gate_selftest.selftest(b, ["ws"], [0, 1, 2, 3], "regress", tmp_path / "a", csv_path=tmp_path / "st.csv",
+                                    runner=_selftest_runner(effects, "none"), log=lambda _line: None)
+    rows = pd.read_csv(tmp_path / "st.csv", dtype=str).set_index("check")
+    assert list(rows["gate"]) == ["passed", "passed", "caught", "caught", "caught", "missed" if 0.01 <= tol else "caught",
+                                  "caught" if 0.08 > tol else "missed"]
+    fresh_row = rows.loc["clean code, fresh seeds 100-103"]
+    assert fresh_row["seeds"] == "100-103" and fresh_row["required"] == "must pass"
+    quarter = rows.loc["lr_quarter: learning rate x 0.25"]
+    assert float(quarter["drop"]) == pytest.approx(0.08) and float(quarter["allowed drop"]) == pytest.approx(tol, abs=1e-4)
+    assert quarter["required"] == "graded: reported" and rows.loc["lr_tenth: learning rate x 0.1"]["required"] == "must be caught"
     # clean code that passes on the baseline's own seeds but drops on fresh ones fails the selftest
     lines.clear()
     result = gate_selftest.selftest(b, ["ws"], [0, 1, 2, 3], "regress", tmp_path / "b",

@@ -186,6 +186,32 @@ def test_printed_power_matches_simulated_power(n):
     assert abs(simulated - printed) < 3.5 * _mc_se(printed, reps)
 
 
+@pytest.mark.parametrize("pooled", [False, True])
+def test_gate_catches_the_stated_drop_with_the_stated_power(pooled):
+    """A true drop of drops_caught_with_power (computed at the true sd) fails the gate 80% of the time: baseline
+    and fresh seeds drawn as the gate sees them, the sd estimated from the baseline alone (own or pooled)."""
+    rng = np.random.default_rng(80 + pooled)
+    reps, k, sd, a = 40000, 4, 0.05, regression.FALSE_ALARM
+    m = 2 if pooled else 1
+    df = m * (k - 1)
+    truth = _baseline({"ws": np.full(k, 0.25) + np.array([0.01, -0.01, 0.02, -0.02])} if not pooled else
+                      {"ws": np.array([0.26, 0.24, 0.27, 0.23]), "dinas": np.array([0.30, 0.28, 0.31, 0.27])})
+    scale, sd_df, _how = regression.seed_scale(truth, "ws")
+    assert sd_df == df
+    drop = regression.drops_caught_with_power(truth, k)["ws"]
+    assert drop == pytest.approx(stats.drop_caught_with_power(scale, df, k, k, a))
+    base = rng.normal(0.25, scale, (reps, m, k))
+    now = rng.normal(0.25 - drop, scale, (reps, k))
+    s_hat = np.sqrt(base.var(axis=2, ddof=1).mean(axis=1))
+    fails = base[:, 0].mean(axis=1) - now.mean(axis=1) > stats.one_sided_t(a, df) * s_hat * math.sqrt(2 / k)
+    assert abs(fails.mean() - 0.8) < 3.5 * _mc_se(0.8, reps)
+    half = stats.gate_power(drop / 2, scale, df, k, k, a)
+    fails_half = base[:, 0].mean(axis=1) - rng.normal(0.25 - drop / 2, scale, (reps, k)).mean(axis=1) > \
+        stats.one_sided_t(a, df) * s_hat * math.sqrt(2 / k)
+    assert abs(fails_half.mean() - half) < 3.5 * _mc_se(half, reps)
+    assert stats.gate_power(1e-12, scale, df, k, k, a) == pytest.approx(a, abs=1e-6)
+
+
 def test_seeds_needed_reach_the_power_in_simulation():
     rng = np.random.default_rng(70)
     sd, reps = 0.044, 40000

@@ -135,6 +135,9 @@ class RegressSelftest:
         from harness.gate.selftest import FRESH_SEED_START
         parser.add_argument("--fresh-seed-start", type=int, default=FRESH_SEED_START,
                             help=f"clean code also runs on K seeds from here, new to the baseline (default {FRESH_SEED_START})")
+        parser.add_argument("--csv", type=Path, default=None,
+                            help="also write one row per check and strategy here (mean tau, drop, allowed drop, gate), "
+                                 "e.g. results/summaries/regress_selftest.csv for the gate's docs")
 
     @staticmethod
     def run(args) -> int:
@@ -146,6 +149,6 @@ class RegressSelftest:
         seeds = regression.seed_list(args.seeds)
         caught, planted, clean_ok = _with_runs_dir(
             args, lambda d: selftest(baseline, strategies, seeds, args.preset, d, args.data_dir, args.jobs, args.faults,
-                                     fresh_start=args.fresh_seed_start))
+                                     fresh_start=args.fresh_seed_start, csv_path=args.csv))
         print(f"selftest: caught {caught}/{planted} planted regressions; clean code {'passed' if clean_ok else 'FAILED'}")
         return 0 if clean_ok and caught == planted and planted > 0 else 1

@@ -320,5 +320,16 @@ def smallest_caught_drops(baseline: Baseline, k_now: int) -> dict[str, float]:
     return {name: tolerance(baseline, name, k_now) for name in baseline.strategies}
 
 
+def drops_caught_with_power(baseline: Baseline, k_now: int, power: float = stats.POWER) -> dict[str, float]:
+    """Per strategy: the true mean tau drop the gate fails with probability `power`, if the baseline's sd is the
+    true one (exact noncentral t with the sd's degrees of freedom)."""
+    drops = {}
+    for name in baseline.strategies:
+        sd, df, _how = seed_scale(baseline, name)
+        drops[name] = stats.drop_caught_with_power(sd, df, k_now, len(baseline.strategies[name].taus),
+                                                   baseline.false_alarm, power)
+    return drops
+
+
 def fresh_runs_dir() -> tempfile.TemporaryDirectory:
     return tempfile.TemporaryDirectory(prefix="harness-regress-")

@@ -177,49 +177,24 @@ def gate_failures(baseline: regression.Baseline, outcomes: Sequence[Outcome], pr
     return failures + regression.identical_strategies(outcomes)
 
 
-@dataclass(frozen=True)
-class CurvePoint:
-    """One graded regression on one strategy: its mean tau, the drop from the baseline mean, and the verdict."""
-    fault: str
-    lr_factor: float
-    strategy: str
-    mean_tau: float
-    drop: float
-    tolerance: float
-    caught: bool
-
-
-def detection_curve(baseline: regression.Baseline, points: Sequence[tuple[Fault, list[Outcome], bool]]) -> list[CurvePoint]:
-    """(fault, its outcomes, whether the gate failed) of the learning-rate faults, strongest last."""
-    curve = []
-    for fault, changed, caught in sorted(points, key=lambda p: -(p[0].lr_factor or 0.0)):
-        for name in dict.fromkeys(o.strategy for o in changed):
-            taus = [o.tau for o in changed if o.strategy == name and o.tau is not None]
-            base = baseline.strategies.get(name)
-            if not taus or base is None:
-                continue
-            mean = float(sum(taus) / len(taus))
-            curve.append(CurvePoint(fault.name, float(fault.lr_factor), name, mean, base.mean - mean,
-                                    regression.tolerance(baseline, name, len(taus)), caught))
-    return curve
-
-
-def curve_table(curve: Sequence[CurvePoint], seeds: Sequence[int]) -> list[str]:
-    """The detection curve as markdown lines (pasted into the gate docs)."""
+def curve_table(points: Sequence[tuple[Fault, list[dict]]], seeds: Sequence[int]) -> list[str]:
+    """The learning-rate faults' report rows (`report_rows`), weakest regression first, as markdown lines."""
     lines = [f"| regression ({len(seeds)} gate seeds) | strategy | mean tau | drop | allowed drop | gate |",
              "|---|---|---|---|---|---|"]
-    lines += [f"| lr x {p.lr_factor:g} | {p.strategy} | {p.mean_tau:.4f} | {p.drop:+.4f} | {p.tolerance:.4f} | "
-              f"{'fails (caught)' if p.caught else 'passes (missed)'} |" for p in curve]
+    for fault, rows in sorted(points, key=lambda p: -(p[0].lr_factor or 0.0)):
+        lines += [f"| lr x {fault.lr_factor:g} | {r['strategy']} | {r['mean tau']} | {r['drop']} | {r['allowed drop']} | "
+                  f"{'fails (caught)' if r['gate'] == 'caught' else 'passes (missed)'} |" for r in rows]
     return lines
 
 
 def selftest(baseline: regression.Baseline, strategies: Sequence[str], seeds: Sequence[int], preset: str, runs_dir: Path,
              data_dir: str | None = None, workers: int = 2, faults: Sequence[str] | None = None,
              runner: Callable[..., list[CellResult]] = run_jobs, log: Callable[[str], None] = print,
-             fresh_start: int = FRESH_SEED_START) -> tuple[int, int, bool]:
+             fresh_start: int = FRESH_SEED_START, csv_path: Path | None = None) -> tuple[int, int, bool]:
     """(caught, planted, clean_passed): planted counts the regressions that must be caught (graded ones are
     reported in the detection curve only); clean_passed needs clean code to pass on the gate's seeds and on
-    fresh ones. Every run goes through one pool so the runs of all faults overlap."""
+    fresh ones. Every run goes through one pool so the runs of all faults overlap. With `csv_path`, one row
+    per check and strategy (`report_rows`) is written there, for the gate's docs."""
     names = list(faults or FAULTS)
     unknown = [n for n in names if n not in FAULTS]
     if unknown:
@@ -241,6 +216,7 @@ def selftest(baseline: regression.Baseline, strategies: Sequence[str], seeds: Se
     clean = [o for o in by_fault.get(None, []) if o.seed in seeds]
     clean_fresh = [o for o in by_fault.get(None, []) if o.seed in fresh]
     clean_ok = True
+    rows: list[dict] = []
     for label, outcomes in ((f"the gate's seeds {_span(seeds)}", clean), (f"fresh seeds {_span(fresh)}", clean_fresh)):
         failures = gate_failures(baseline, outcomes, preset)
         for line in failures:
@@ -249,6 +225,7 @@ def selftest(baseline: regression.Baseline, strategies: Sequence[str], seeds: Se
             _f, notes = regression.check(baseline, outcomes, preset)
             log(f"selftest: clean code on {label} passed the gate -- " + " | ".join(notes))
         clean_ok = clean_ok and not failures
+        rows += report_rows(baseline, f"clean code, {label}", "must pass", outcomes, bool(failures))
     caught, graded = 0, []
     for fault in applicable:
         changed = by_fault.get(fault.name, [])
@@ -262,13 +239,47 @@ def selftest(baseline: regression.Baseline, strategies: Sequence[str], seeds: Se
         else:
             _f, notes = regression.check(baseline, mixed, preset)
             log(f"selftest: {fault.name} ({fault.description}, {kind}): NOT caught -- " + " | ".join(notes))
+        fault_rows = report_rows(baseline, f"{fault.name}: {fault.description}",
+                                 "graded: reported" if fault.graded else "must be caught", changed, bool(failures))
         if fault.lr_factor is not None:
-            graded.append((fault, changed, bool(failures)))
+            graded.append((fault, fault_rows))
+        rows += fault_rows
     if graded:
         log("selftest: detection curve (learning-rate regressions on the gate's seeds):")
-        for line in curve_table(detection_curve(baseline, graded), seeds):
+        for line in curve_table(graded, seeds):
             log(f"selftest: {line}")
+    if csv_path is not None:
+        write_rows(rows, Path(csv_path))
+        log(f"selftest: wrote {csv_path}")
     return caught, sum(not f.graded for f in applicable), clean_ok
+
+
+def report_rows(baseline: regression.Baseline, check: str, required: str, outcomes: Sequence[Outcome],
+                gate_failed: bool) -> list[dict]:
+    """One row per strategy of one check: its seeds, mean tau, drop from the baseline mean, the drop the gate
+    allows at that many seeds, and what the whole gate said (for a fault: caught = the gate failed)."""
+    if required == "must pass":
+        verdict = "FAILED" if gate_failed else "passed"
+    else:
+        verdict = "caught" if gate_failed else "missed"
+    rows = []
+    for name in dict.fromkeys(o.strategy for o in outcomes):
+        runs = [o for o in outcomes if o.strategy == name]
+        taus = [o.tau for o in runs if o.tau is not None]
+        base = baseline.strategies.get(name)
+        mean = sum(taus) / len(taus) if taus else float("nan")
+        rows.append({"check": check, "required": required, "strategy": name, "seeds": _span([o.seed for o in runs]),
+                     "mean tau": f"{mean:.4f}", "drop": f"{base.mean - mean:+.4f}" if base else "",
+                     "allowed drop": f"{regression.tolerance(baseline, name, len(taus)):.4f}" if base and taus else "",
+                     "gate": verdict})
+    return rows
+
+
+def write_rows(rows: Sequence[dict], path: Path) -> None:
+    import pandas as pd
+    from harness.runs.fileio import write_text
+
+    write_text(path, pd.DataFrame(list(rows)).to_csv(index=False))
 
 
 def _span(seeds: Sequence[int]) -> str:

@@ -38,7 +38,7 @@ def _num(value: float, digits: int = 3) -> str:
 
 
 def regress_baseline(root: Path) -> str:
-    from harness.gate.regression import load_baseline, smallest_caught_drops
+    from harness.gate.regression import drops_caught_with_power, load_baseline, smallest_caught_drops
     from harness.scoring.stats import t_interval
 
     path = Path(root) / BASELINE
@@ -49,6 +49,7 @@ def regress_baseline(root: Path) -> str:
     for name, entry in baseline.strategies.items():
         k = len(entry.taus)
         drop = smallest_caught_drops(baseline, k)[name]
+        powered = drops_caught_with_power(baseline, k)[name]
         mean, lo, hi = t_interval(entry.taus)
         rows.append({
             "strategy": f"`{name}`",
@@ -57,6 +58,7 @@ def regress_baseline(root: Path) -> str:
             "seed sd": _num(entry.sd),
             "per seed": " / ".join(_num(t) for t in entry.taus),
             f"gate fails on a mean drop > (K={k})": _num(drop),
+            "drop caught with 80% probability": _num(powered),
         })
     table = pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True)
     from harness.config import resolve

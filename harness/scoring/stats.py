@@ -331,6 +331,29 @@ def mean_drop_tolerance(sd: float, df: float, k_now: int, k_base: int, false_ala
     return one_sided_t(false_alarm, df) * sd * math.sqrt(1 / k_now + 1 / k_base)
 
 
+def gate_power(drop: float, sd: float, df: float, k_now: int, k_base: int, false_alarm: float = 0.05) -> float:
+    """Chance that the gate fails a true mean drop `drop` when the seed sd is `sd`: (drop_hat) / (s * sqrt(1/k_now
+    + 1/k_base)) is noncentral t with df degrees of freedom and noncentrality drop / (sd * sqrt(...)), so the
+    power is its exact tail beyond t_{1-a, df} (the rule of mean_drop_tolerance)."""
+    crit = one_sided_t(false_alarm, df)
+    if sd is None or not math.isfinite(sd) or sd <= 0:
+        raise HarnessError(f"seed sd {sd!r} must be a finite number > 0")
+    nc = drop / (sd * math.sqrt(1 / k_now + 1 / k_base))
+    tail = float(sps.nct.sf(crit, df, nc))
+    return tail if math.isfinite(tail) else (1.0 if nc > crit else 0.0)
+
+
+def drop_caught_with_power(sd: float, df: float, k_now: int, k_base: int, false_alarm: float = 0.05,
+                           power: float = POWER) -> float:
+    """The true mean drop that the gate fails with probability `power` (root of gate_power = power)."""
+    _check_rates(false_alarm, power)
+    hi = sd
+    while gate_power(hi, sd, df, k_now, k_base, false_alarm) < power:
+        hi *= 2
+    return float(optimize.brentq(lambda d: gate_power(d, sd, df, k_now, k_base, false_alarm) - power, 0.0, hi,
+                                 xtol=1e-12 * sd))
+
+
 def whole_gate_false_alarm(per_strategy: float, m: int) -> float:
     """1 - (1 - a)^m: the chance that at least one of m gated strategies fails by noise alone when their
     fresh seed noise is independent. A shared (pooled) sd only makes the tests positively dependent, which
