@@ -33,6 +33,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness.scoring.metrics import kendall_tau  # noqa: E402
+from harness.scoring.tuning import choose  # noqa: E402  (the rule every tuning study applies)
 from harness.scoring.stats import t_interval  # noqa: E402
 
 INCUMBENT = "final-loss-flip"
@@ -109,12 +110,10 @@ def paired_to_incumbent(runs: list[dict], incumbent: str) -> pd.DataFrame:
 
 
 def recommend(table: pd.DataFrame, runs: list[dict], incumbent: str) -> str:
-    """The incumbent, unless another estimator's probe tau is higher on every tuning seed; among those, the
-    highest mean. (A higher mean alone is too easily one seed's noise at a handful of seeds.)"""
-    base = probe_taus(runs, incumbent)
+    """The tuning rule (harness.scoring.tuning.choose) applied to the estimators' probe taus per seed."""
     means = table.set_index("estimator")["probe tau mean"]
-    better = [n for n in means.index if n != incumbent and bool(np.all(probe_taus(runs, n) > base))]
-    choice = max(better, key=lambda n: means[n]) if better else incumbent
+    seeds = [r["seed"] for r in runs]
+    choice, better = choose(incumbent, {n: dict(zip(seeds, probe_taus(runs, n))) for n in means.index})
     runner = means.drop(choice).sort_values(ascending=False, kind="stable")
     return (f"choice (the incumbent {incumbent} unless another's probe tau is higher on every tuning seed, then the "
             f"highest mean): {choice} (probe mean {means[choice]:.3f}; incumbent {means[incumbent]:.3f}; "

@@ -32,11 +32,14 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness.scoring.stats import t_interval  # noqa: E402
+from harness.scoring.tuning import choose  # noqa: E402  (the rule every tuning study applies)
 
 from harness.scoring.archsets import TUNING_SEEDS_FROM as FIRST_TUNING_SEED  # noqa: E402  (one boundary for every tuning study)
 
-# What every arm must share: the probe architectures and how they are judged and estimated.
-SHARED = ("preset_space", "eval.probe_archs", "eval.probe_seed", "eval.split_seed", "eval.ground_truth", "estimator")
+# What every arm must share: the probe architectures and how they are judged and estimated (config keys, and
+# fields of the run's metrics.json).
+SHARED_CONFIG = ("eval.probe_archs", "eval.probe_seed", "eval.split_seed", "eval.ground_truth")
+SHARED_RECORD = {"preset_space": "space", "estimator": "estimator"}
 # What may differ between the runs of one arm.
 PER_RUN = ("seed", "name")
 
@@ -63,12 +66,11 @@ def read_run(path: Path, label: str) -> dict:
     config["strategy"] = record["strategy"]
     data = record["data"]
     return {"arm": label, "path": path, "seed": int(record["seed"]), "config": config,
-            "shared": {"preset_space": record.get("space"), "estimator": record["estimator"],
-                       **{k: config.get(k) for k in SHARED if k.startswith("eval.")}},
+            "shared": {**{k: record.get(field) for k, field in SHARED_RECORD.items()},
+                       **{k: config.get(k) for k in SHARED_CONFIG}},
             "training images": int(data["train_images"]), "estimation images": int(data["eval_images"]),
             "of them official test images": int(data.get("holdout_test_images", 0)),
             "training steps": int(record["total_steps"]),
-            "probe archs": int(record["probe_metrics"]["num_archs"]),
             "probe tau": float(record["probe_metrics"]["kendall_tau"]),
             # runs made with eval.all_estimators=true also score the two halves of their held-out images
             "halves agreement": (record.get("estimators", {}).get("halves", {}).get("loss") or {}).get("agreement_kendall_tau")}
@@ -119,16 +121,16 @@ def study(arms: list[tuple[str, str]], not_candidates: tuple[str, ...] = ()) -> 
                          + "\n".join(sorted(shared)))
     keys = setting_keys(runs)
     incumbent = arms[0][0]
-    base = {r["seed"]: r["probe tau"] for r in runs[0]}
-    rows, beats = [], {}
+    taus = {label: {r["seed"]: r["probe tau"] for r in arm} for (label, _pattern), arm in zip(arms, runs)}
+    choice, better = choose(incumbent, taus, not_candidates)
+    base = taus[incumbent]
+    rows = []
     for (label, _pattern), arm in zip(arms, runs):
-        mine = {r["seed"]: r["probe tau"] for r in arm}
+        mine = taus[label]
         seeds = sorted(set(mine) & set(base))
         diffs = np.array([mine[s] - base[s] for s in seeds])
         mean, lo, hi = t_interval(diffs) if len(diffs) else (np.nan, np.nan, np.nan)
-        higher_everywhere = label != incumbent and len(diffs) > 0 and bool((diffs > 0).all())
-        if higher_everywhere and label not in not_candidates:
-            beats[label] = float(np.mean(list(mine.values())))
+        higher_everywhere = label in better
         first = arm[0]
         halves = [r["halves agreement"] for r in arm]
         rows.append({"arm": label, "setting": describe(first["config"], keys),
@@ -144,7 +146,6 @@ def study(arms: list[tuple[str, str]], not_candidates: tuple[str, ...] = ()) -> 
                                              + (" (not a candidate)" if label in not_candidates else ""),
                      **({"halves agreement by loss": " / ".join("-" if a is None else f"{a:.2f}" for a in halves)}
                         if with_halves else {})})
-    choice = max(beats, key=beats.get) if beats else incumbent
     return pd.DataFrame(rows), choice
 
 

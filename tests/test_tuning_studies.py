@@ -130,3 +130,17 @@ def test_the_tuning_study_refuses_verdict_seeds_mixed_arms_and_other_probe_sets(
     _tuning_run(tmp_path, "otherprobes", 100, 0.3, probe_seed=7)
     with pytest.raises(SystemExit, match="differ in their probe set"):
         study.study([("default", str(tmp_path / "default-seed*")), ("o", str(tmp_path / "otherprobes-seed*"))])
+
+
+def test_the_rule_keeps_the_incumbent_unless_a_candidate_is_higher_on_every_shared_seed():
+    from harness.errors import HarnessError
+    from harness.scoring.tuning import choose
+
+    taus = {"inc": {100: 0.20, 101: 0.30}, "a": {100: 0.25, 101: 0.29}, "b": {100: 0.21, 101: 0.31},
+            "c": {100: 0.40, 101: 0.50}, "d": {102: 0.90}}
+    # a is higher on one seed only; d shares no seed with the incumbent; b and c are higher on both: c has the higher mean
+    assert choose("inc", taus) == ("c", ["b", "c"])
+    assert choose("inc", taus, not_candidates=["c"]) == ("b", ["b", "c"])
+    assert choose("inc", {k: taus[k] for k in ("inc", "a", "d")}) == ("inc", [])
+    with pytest.raises(HarnessError, match="incumbent 'x'"):
+        choose("x", taus)
