@@ -191,7 +191,7 @@ def test_gate_catches_the_stated_drop_with_the_stated_power(pooled):
     """A true drop of drops_caught_with_power (computed at the true sd) fails the gate 80% of the time: baseline
     and fresh seeds drawn as the gate sees them, the sd estimated from the baseline alone (own or pooled)."""
     rng = np.random.default_rng(80 + pooled)
-    reps, k, sd, a = 40000, 4, 0.05, regression.FALSE_ALARM
+    reps, k, a = 40000, 4, regression.FALSE_ALARM
     m = 2 if pooled else 1
     df = m * (k - 1)
     truth = _baseline({"ws": np.full(k, 0.25) + np.array([0.01, -0.01, 0.02, -0.02])} if not pooled else

@@ -160,6 +160,12 @@ def tolerance(baseline: Baseline, name: str, k_now: int) -> float:
     return stats.mean_drop_tolerance(sd, df, k_now, len(baseline.strategies[name].taus), baseline.false_alarm)
 
 
+def mean_drop(baseline: Baseline, name: str, taus: Sequence[float]) -> tuple[float, float, float]:
+    """(mean tau now, its drop below strategy `name`'s baseline mean, the drop allowed at len(taus) seeds)."""
+    mean = float(np.mean(taus))
+    return mean, baseline.strategies[name].mean - mean, tolerance(baseline, name, len(taus))
+
+
 def equal_sd_p(baseline: Baseline) -> float:
     """Bartlett's test p of "the gated strategies share one true seed sd" (what pooling assumes); nan with
     fewer than two strategies."""
@@ -215,10 +221,8 @@ def check(baseline: Baseline, outcomes: Sequence[Outcome], preset: str = PRESET)
         if base is None:
             failures.append(f"{name}: no baseline recorded (mean tau now {np.mean(taus):.4f}); record one with `{REBASELINE}`")
             continue
-        mean = float(np.mean(taus))
-        tol = tolerance(baseline, name, len(taus))
+        mean, drop, tol = mean_drop(baseline, name, taus)
         sd, _df, how = seed_scale(baseline, name)
-        drop = base.mean - mean
         seeds = ",".join(str(o.seed) for o in runs)
         what = (f"mean tau over seeds {seeds} {mean:.4f} vs baseline {base.mean:.4f} (seeds {len(base.taus)}, sd {sd:.4f} {how}): "
                 f"drop {drop:+.4f}, allowed {tol:.4f} [{seed_relation(base.seeds, [o.seed for o in runs])}]")
